@@ -1,0 +1,53 @@
+"""The ``loandesk`` command line: ``run``, ``console``, ``simulate`` and ``backtest``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from domain.markets import CatalogError, load_catalog
+from domain.scenario import ScenarioError, simulate
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        scenario = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"loandesk simulate: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"loandesk simulate: {path} is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        catalog = load_catalog(args.markets)
+        report = simulate(scenario, catalog, base_dir=path.resolve().parent)
+    except (ScenarioError, CatalogError) as exc:
+        print(f"loandesk simulate: {exc}", file=sys.stderr)
+        return 2
+    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loandesk", description="Overcollateralised crypto loans on Telegram.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="replay a scenario file through the engine and print JSON")
+    sim.add_argument("file", help="scenario JSON (see SCENARIO.md)")
+    sim.add_argument("--markets", default=None, help="a market catalog TOML to use instead of the shipped one")
+    sim.set_defaults(func=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The ``Book`` port: where the desk keeps its state, and an in-memory implementation of it.
+
+The desk reads and writes state only through this interface; ``storage/`` implements it on SQLModel (SQLite
+or PostgreSQL) inside one transaction per action, and ``MemoryBook`` implements it in memory for the
+simulator and the domain tests. Objects handed out are the book's own: the desk validates everything before
+it changes anything, then calls the ``save_*`` methods.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from domain.events import Event
+from domain.ledger import Entry, is_customer_account
+from domain.money import ZERO
+from domain.positions import ACTIVE, Position, Product
+from domain.rates import MarketState
+
+
+@dataclass
+class Account:
+    """A borrower's settings (wallet balances live in the ledger)."""
+
+    id: str
+    warning_ltv: Decimal | None = None
+
+
+class Book(Protocol):
+    # ledger and wallets
+    def balance(self, account: str, asset: str) -> Decimal: ...
+    def post(self, entry: Entry) -> None: ...
+    def earn_shares(self, owner: str, asset: str) -> Decimal: ...
+    def set_earn_shares(self, owner: str, asset: str, shares: Decimal) -> None: ...
+    # accounts
+    def account(self, owner: str) -> Account: ...
+    def save_account(self, account: Account) -> None: ...
+    # market state
+    def market(self, key: str) -> MarketState | None: ...
+    def save_market(self, state: MarketState) -> None: ...
+    # positions
+    def new_position_id(self) -> int: ...
+    def save_position(self, position: Position) -> None: ...
+    def get_position(self, pid: int) -> Position | None: ...
+    def find_flexible(self, owner: str, loan: str, collateral: str) -> Position | None: ...
+    def positions_of(self, owner: str) -> list[Position]: ...
+    def active_positions(self) -> Iterable[Position]: ...
+    # events (the outbox)
+    def emit(self, event: Event) -> None: ...
+
+
+class MemoryBook:
+    """A complete ``Book`` in dictionaries, with the journal kept for checks."""
+
+    def __init__(self) -> None:
+        self.balances: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        self.journal: list[Entry] = []
+        self.shares: dict[tuple[str, str], Decimal] = {}
+        self.accounts: dict[str, Account] = {}
+        self.markets: dict[str, MarketState] = {}
+        self.positions: dict[int, Position] = {}
+        self.events: list[Event] = []
+        self._next_id = 0
+
+    def balance(self, account: str, asset: str) -> Decimal:
+        return self.balances.get((account, asset), ZERO)
+
+    def post(self, entry: Entry) -> None:
+        for p in entry.postings:
+            self.balances[(p.account, p.asset)] += p.amount
+            if is_customer_account(p.account) and self.balances[(p.account, p.asset)] < 0:
+                raise AssertionError(f"{p.account} {p.asset} would go negative in {entry.kind}")
+        self.journal.append(entry)
+
+    def earn_shares(self, owner: str, asset: str) -> Decimal:
+        return self.shares.get((owner, asset), ZERO)
+
+    def set_earn_shares(self, owner: str, asset: str, shares: Decimal) -> None:
+        self.shares[(owner, asset)] = shares
+
+    def account(self, owner: str) -> Account:
+        return self.accounts.get(owner) or Account(owner)
+
+    def save_account(self, account: Account) -> None:
+        self.accounts[account.id] = account
+
+    def market(self, key: str) -> MarketState | None:
+        return self.markets.get(key)
+
+    def save_market(self, state: MarketState) -> None:
+        self.markets[state.asset] = state
+
+    def new_position_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def save_position(self, position: Position) -> None:
+        self.positions[position.id] = position
+
+    def get_position(self, pid: int) -> Position | None:
+        return self.positions.get(pid)
+
+    def find_flexible(self, owner: str, loan: str, collateral: str) -> Position | None:
+        for p in self.positions.values():
+            if (p.owner == owner and p.product is Product.FLEXIBLE and p.loan_asset == loan
+                    and p.status in ACTIVE and collateral in p.collateral):
+                return p
+        return None
+
+    def positions_of(self, owner: str) -> list[Position]:
+        return [p for p in self.positions.values() if p.owner == owner]
+
+    def active_positions(self) -> Iterable[Position]:
+        return [p for p in self.positions.values() if p.status in ACTIVE]
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def owners(self) -> list[str]:
+        names = {a.split(":", 1)[1] for a, _ in self.balances if a.startswith("spot:")}
+        names |= {o for o, _ in self.shares}
+        return sorted(names)

@@ -1,0 +1,30 @@
+"""Domain events: what happened, to whom, with the numbers. The outbox and the simulator read these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# How urgent each kind is when pushes compete for Telegram's limits (lower is sooner).
+URGENCY: dict[str, int] = {
+    "liquidated": 0, "shortfall": 0, "overdue": 1, "margin_call": 1, "margin_call_reminder": 1,
+    "late_fee": 2, "protection": 2, "warning": 3, "expired": 3, "auto_repaid": 3, "renewed": 3,
+    "converted": 3, "margin_call_cleared": 4, "expiry_reminder": 5, "rate_changed": 6,
+}
+CRITICAL = frozenset({"liquidated", "shortfall", "overdue", "margin_call", "margin_call_reminder"})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened. ``data`` holds JSON-ready values (decimals already as strings)."""
+
+    at: datetime
+    type: str
+    account: str | None = None
+    position: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def urgency(self) -> int:
+        return URGENCY.get(self.type, 9)
