@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from domain.markets import CatalogError, load_catalog
-from domain.scenario import ScenarioError, simulate
+from domain.scenario import ScenarioError, render, simulate
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -28,8 +28,7 @@ def _simulate(args: argparse.Namespace) -> int:
     except (ScenarioError, CatalogError) as exc:
         print(f"loandesk simulate: {exc}", file=sys.stderr)
         return 2
-    json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(render(report))
     return 0
 
 

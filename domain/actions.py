@@ -18,7 +18,7 @@ from domain.errors import Rejected
 from domain.events import Event
 from domain.ledger import EntryBuilder
 from domain.markets import Thresholds
-from domain.money import ONE, ZERO, exact, fmt, fmt_ratio, round_up
+from domain.money import ONE, ZERO, exact, fmt, fmt_ratio, round_down, round_up
 from domain.moves import add_debt, pledge, reduce_debt, take, unpledge
 from domain.positions import Position, Product, Source, Status
 from domain.rates import HOURS_PER_YEAR, next_hour
@@ -190,8 +190,9 @@ def withdraw_collateral(desk: Desk, owner: str, pid: int, asset: str | None, amo
     if after > th.initial:
         lots = desk.lots(p, prices, now)
         allowed = _withdrawable(desk, p, asset, lots, th.initial, prices, now)
-        raise Rejected("ltv_too_high", f"that would leave {pct(after)} LTV; withdrawals keep it at or below "
-                                       f"{pct(th.initial)}. You can withdraw up to {fmt(allowed)} {asset}")
+        room = f"you can withdraw up to {fmt(allowed)} {asset}" if allowed else "nothing can be withdrawn now"
+        raise Rejected("ltv_too_high", f"that would take the LTV above {pct(th.initial)}, the limit for "
+                                       f"withdrawals; {room}")
     entry = EntryBuilder(now, "withdraw_collateral", position=pid)
     unpledge(desk, p, asset, amount, entry, now)
     desk.book.post(entry.build())
@@ -380,7 +381,7 @@ def _finish(desk: Desk, p: Position, entry: EntryBuilder, now: datetime) -> dict
         amount = desk.holding_amount(asset, p.collateral[asset], now)
         if amount > 0:
             unpledge(desk, p, asset, amount, entry, now)
-            returned[asset] = amount
+            returned[asset] = round_down(amount, desk.catalog.precision(asset))
     if p.status is Status.LIQUIDATED_WITH_DEBT:
         p.status = Status.LIQUIDATED
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -241,9 +242,10 @@ class Simulation:
             self._reject(i, t, "bad_step", str(exc))
 
     def _reject(self, i: int, t: datetime, code: str, message: str) -> None:
-        step = self.steps[i]
-        self.events.append({"at": iso(t), "type": "rejected", "account": step.get("account"), "step": i,
-                            "reason": code, "message": message})
+        row: dict[str, Any] = {"at": iso(t), "type": "rejected"}
+        if isinstance(self.steps[i].get("account"), str):
+            row["account"] = self.steps[i]["account"]
+        self.events.append({**row, "step": i, "reason": code, "message": message})
 
     def _position(self, step: Mapping[str, Any]) -> int:
         name = step.get("position")
@@ -275,7 +277,7 @@ class Simulation:
             raise ScenarioError("a borrow needs an amount, not 'all'")
         req = actions.BorrowRequest(str(self._field(step, "account")), str(self._field(step, "loan")), amount,
                                     {str(a): _dec(v, f"collateral.{a}") for a, v in coll.items()},
-                                    Product(product), Source(step.get("from", "spot")))
+                                    Product(product), _source(step.get("from", "spot")))
         position, _ = actions.borrow(self.desk, req, prices, t)
         name = step.get("id")
         if isinstance(name, str):
@@ -287,7 +289,7 @@ class Simulation:
         if amount is None:
             raise ScenarioError("add_collateral needs an amount")
         actions.add_collateral(self.desk, str(self._field(step, "account")), self._position(step),
-                               step.get("asset"), amount, prices, t, Source(step.get("from", "spot")))
+                               step.get("asset"), amount, prices, t, _source(step.get("from", "spot")))
 
     def _do_withdraw_collateral(self, step: Mapping[str, Any], t: datetime, prices: dict[str, Decimal]) -> None:
         amount = self._amount(step)
@@ -313,10 +315,8 @@ class Simulation:
         amount = self._amount(step)
         if amount is None:
             raise ScenarioError("a deposit needs an amount")
-        to = step.get("to", "spot")
-        if to not in ("spot", "earn"):
-            raise ScenarioError(f"'to' must be spot or earn (got {to!r})")
-        self.desk.deposit(str(self._field(step, "account")), str(self._field(step, "asset")), amount, t, Source(to))
+        self.desk.deposit(str(self._field(step, "account")), str(self._field(step, "asset")), amount, t,
+                          _source(step.get("to", "spot")))
 
     def _do_set_rate(self, step: Mapping[str, Any], t: datetime, prices: dict[str, Decimal]) -> None:
         self.desk.set_rate(str(self._field(step, "asset")), _dec(self._field(step, "apr"), "apr"), t)
@@ -373,7 +373,18 @@ class Simulation:
                 "ltv": ltv if p.status is not Status.LIQUIDATED_WITH_DEBT else None}
 
 
+def _source(value: Any) -> Source:
+    if value not in ("spot", "earn"):
+        raise ScenarioError(f"the wallet must be spot or earn (got {value!r})")
+    return Source(value)
+
+
 STEP_KINDS = ("borrow", "add_collateral", "withdraw_collateral", "repay", "close", "deposit", "set_rate")
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The report as the CLI prints it: indented JSON, key order as built, UTF-8 text."""
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
 
 
 def simulate(scenario: Mapping[str, Any], catalog: Catalog, base_dir: Path | None = None) -> dict[str, Any]:
