@@ -51,8 +51,6 @@ class Desk:
             events += self._accrue_debt(self.market(asset, now), now)
         for asset in self.catalog.collateral:
             self._accrue_earn(self.market(asset, now), now)
-        for e in events:
-            self.book.emit(e)
         return events
 
     def _accrue_debt(self, state: MarketState, now: datetime) -> list[Event]:
@@ -74,9 +72,9 @@ class Desk:
                 apr = loan.rate_model.apr(state.borrowed() / loan.lending_cap).quantize(quantum(MODEL_APR_PLACES))
                 if apr != state.apr_at(hour):
                     point = state.set_rate(apr, hour)
-                    events.append(Event(hour, "rate_changed", data={
+                    events.append(self.emit(Event(hour, "rate_changed", data={
                         "asset": state.asset, "apr": fmt(apr), "effective_from": point.effective_from,
-                        "source": "utilisation"}))
+                        "source": "utilisation"})))
         self.book.save_market(state)
         return events
 
@@ -117,14 +115,21 @@ class Desk:
     # ----------------------------------------------------------------- valuation
 
     def debt_index(self, position: Position, now: datetime) -> Decimal:
-        return self.market(position.rate_key, now).debt_index if position.rate_key else ONE
+        """The index of the position's debt, caught up to ``now`` (reads are exact without a scheduler)."""
+        if not position.rate_key:
+            return ONE
+        state = self.market(position.rate_key, now)
+        self._accrue_debt(state, now)
+        return state.debt_index
 
     def debt(self, position: Position, now: datetime) -> Decimal:
         """What the borrower owes, exact to 18 decimals."""
         return exact(position.debt_shares * self.debt_index(position, now))
 
     def earn_index(self, asset: str, now: datetime) -> Decimal:
-        return self.market(asset, now).earn_index
+        state = self.market(asset, now)
+        self._accrue_earn(state, now)
+        return state.earn_index
 
     def holding_amount(self, asset: str, holding: Holding, now: datetime) -> Decimal:
         if holding.earn_shares == 0:
