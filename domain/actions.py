@@ -33,6 +33,7 @@ class BorrowRequest:
     collateral: Mapping[str, Decimal]
     product: Product = Product.FLEXIBLE
     source: Source = Source.SPOT
+    term_days: int | None = None  # Fixed loans: 7, 14, 30, 60, 90 or 180
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,22 @@ class BorrowPreview:
     existing: int | None = None
     debt_after: Decimal = ZERO
     collateral_after: dict[str, Decimal] = field(default_factory=dict)
+    # Fixed loans: the interest taken up front, the term and its expiry; notes the borrower must read.
+    term_days: int | None = None
+    fixed_interest: Decimal | None = None
+    expires_at: datetime | None = None
+    notes: tuple[str, ...] = ()
 
 
 def preview_borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> BorrowPreview:
     """Validate a borrow and compute its numbers; changes nothing."""
     cat = desk.catalog
+    if req.product is Product.FIXED:
+        from domain.fixed import preview_fixed  # the product modules build on this one
+        return preview_fixed(desk, req, prices, now)
+    if req.product is Product.VIP:
+        from domain.vip import preview_vip
+        return preview_vip(desk, req, prices, now)
     if req.product is not Product.FLEXIBLE:
         raise Rejected("unknown_product", f"{req.product.value} loans are not offered on this desk")
     loan = cat.loans.get(req.loan_asset)
@@ -123,7 +135,13 @@ def collateral_for_ltv(desk: Desk, loan_asset: str, amount: Decimal, coll_asset:
 
 
 def borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> tuple[Position, Event]:
-    """Open a flexible loan, or add to the open one of the same pair."""
+    """Open a flexible loan, or add to the open one of the same pair (Fixed and VIP loans: a new position)."""
+    if req.product is Product.FIXED:
+        from domain.fixed import borrow_fixed
+        return borrow_fixed(desk, req, prices, now)
+    if req.product is Product.VIP:
+        from domain.vip import borrow_vip
+        return borrow_vip(desk, req, prices, now)
     pv = preview_borrow(desk, req, prices, now)
     (coll_asset, coll_amount), = req.collateral.items()
     position = desk.book.get_position(pv.existing) if pv.existing else None

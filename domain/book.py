@@ -19,6 +19,7 @@ from domain.ledger import Entry, is_customer_account
 from domain.money import ZERO
 from domain.positions import ACTIVE, Position, Product
 from domain.rates import MarketState
+from domain.termsheet import TermSheet
 
 
 @dataclass
@@ -50,6 +51,10 @@ class Book(Protocol):
     def active_positions(self) -> Iterable[Position]: ...
     # events (the outbox)
     def emit(self, event: Event) -> None: ...
+    # VIP term sheets, versioned per borrower (issue 3)
+    def save_term_sheet(self, sheet: TermSheet) -> None: ...
+    def term_sheet(self, owner: str, version: int | None = None) -> TermSheet | None: ...
+    def term_sheets(self, owner: str | None = None) -> list[TermSheet]: ...
 
 
 class MemoryBook:
@@ -63,6 +68,7 @@ class MemoryBook:
         self.markets: dict[str, MarketState] = {}
         self.positions: dict[int, Position] = {}
         self.events: list[Event] = []
+        self.sheets: dict[str, list[TermSheet]] = {}
         self._next_id = 0
 
     def balance(self, account: str, asset: str) -> Decimal:
@@ -118,6 +124,22 @@ class MemoryBook:
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
+
+    def save_term_sheet(self, sheet: TermSheet) -> None:
+        versions = self.sheets.setdefault(sheet.owner, [])
+        versions[:] = [s for s in versions if s.version != sheet.version]
+        versions.append(sheet)
+        versions.sort(key=lambda s: s.version)
+
+    def term_sheet(self, owner: str, version: int | None = None) -> TermSheet | None:
+        versions = self.sheets.get(owner, [])
+        if version is None:
+            return versions[-1] if versions else None
+        return next((s for s in versions if s.version == version), None)
+
+    def term_sheets(self, owner: str | None = None) -> list[TermSheet]:
+        owners = sorted(self.sheets) if owner is None else [owner]
+        return [s for o in owners for s in self.sheets.get(o, [])]
 
     def owners(self) -> list[str]:
         names = {a.split(":", 1)[1] for a, _ in self.balances if a.startswith("spot:")}

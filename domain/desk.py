@@ -21,6 +21,7 @@ from domain.money import ONE, ZERO, decimals_of, exact, fmt, fmt_ratio, quantum,
 from domain.positions import Holding, Position, Product, Source
 from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR, MarketState, RatePoint, floor_hour, hours_between
 from domain.risk import Lot, ltv
+from domain.termsheet import TermSheet, loan_asset_of
 
 Prices = Mapping[str, Decimal]
 MODEL_APR_PLACES = 4
@@ -49,6 +50,14 @@ class Desk:
         events: list[Event] = []
         for asset in self.catalog.loans:
             events += self._accrue_debt(self.market(asset, now), now)
+        for sheet in self.book.term_sheets():  # VIP debt: one index per (borrower, sheet version, asset)
+            for asset in sheet.loan_assets:
+                vip = self.book.market(sheet.rate_key(asset))
+                if vip is not None:
+                    if sheet.rate == "flexible" and asset in self.catalog.loans:
+                        base = self.market(asset, now).rates
+                        vip.rates = [RatePoint(r.effective_from, r.apr + sheet.apr) for r in base]
+                    events += self._accrue_debt(vip, now)
         for asset in self.catalog.collateral:
             self._accrue_earn(self.market(asset, now), now)
         return events
@@ -66,7 +75,7 @@ class Desk:
             interest = exact(state.debt_shares * (state.debt_index - before))
             if interest:
                 self.book.post(EntryBuilder(hour, "interest").move(
-                    state.asset, interest, ledger.LOANS, ledger.INTEREST).build())
+                    loan_asset_of(state.asset), interest, ledger.LOANS, ledger.INTEREST).build())
             state.accrued_until = hour
             if loan is not None and loan.rate_model.kind == "utilisation":
                 apr = loan.rate_model.apr(state.borrowed() / loan.lending_cap).quantize(quantum(MODEL_APR_PLACES))
@@ -142,7 +151,16 @@ class Desk:
     def ratio(self, position: Position, asset: str) -> Decimal:
         if position.product is Product.FLEXIBLE:
             return ONE
+        sheet = self.sheet_of(position)
+        if sheet is not None and asset in sheet.collateral:
+            return sheet.collateral[asset]
         return self.catalog.collateral[asset].ratio
+
+    def sheet_of(self, position: Position) -> TermSheet | None:
+        """The VIP term sheet (the version it was opened under) governing ``position``."""
+        if position.product is not Product.VIP or position.vip_sheet is None:
+            return None
+        return self.book.term_sheet(position.owner, position.vip_sheet)
 
     def lots(self, position: Position, prices: Prices, now: datetime,
              amounts: Mapping[str, Decimal] | None = None) -> list[Lot]:
@@ -156,6 +174,10 @@ class Desk:
         if position.product is Product.FLEXIBLE:
             return self.catalog.thresholds("flexible", position.single_collateral
                                            or next(iter(position.collateral)))
+        sheet = self.sheet_of(position)
+        if sheet is not None:
+            rules = self.catalog.products["vip"]
+            return sheet.thresholds(rules.warning_ltv, rules.liquidation_fee)
         return self.catalog.thresholds(position.product.value)
 
     def warning_level(self, position: Position) -> Decimal:

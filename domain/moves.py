@@ -66,6 +66,7 @@ def add_debt(desk: Desk, p: Position, amount: Decimal, now: datetime) -> None:
     if p.rate_key is None:
         p.debt_shares += amount
         p.principal += amount
+        _fixed_total(desk, p, amount, now)
         return
     state = desk.market(p.rate_key, now)
     shares = amount / state.debt_index
@@ -80,10 +81,18 @@ def reduce_debt(desk: Desk, p: Position, paid: Decimal, debt: Decimal, now: date
     interest = max(debt - p.principal, ZERO)
     p.principal = ZERO if full else max(p.principal - max(paid - interest, ZERO), ZERO)
     if p.rate_key is None:
+        _fixed_total(desk, p, -(debt if full else paid), now)
         p.debt_shares = ZERO if full else p.debt_shares - paid
         return
     state = desk.market(p.rate_key, now)
     shares = p.debt_shares if full else min(paid / state.debt_index, p.debt_shares)
     p.debt_shares -= shares
     state.debt_shares -= shares
+    desk.book.save_market(state)
+
+
+def _fixed_total(desk: Desk, p: Position, change: Decimal, now: datetime) -> None:
+    """Non-compounding (Fixed) debt counts towards the asset's utilisation and lending cap."""
+    state = desk.market(p.loan_asset, now)
+    state.fixed_debt += change
     desk.book.save_market(state)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from domain import actions
+from domain import actions, fixed, vip
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
@@ -27,6 +27,7 @@ from domain.money import AmountError, fmt, fmt_ratio, round_down, round_up, to_d
 from domain.positions import Position, Product, Source, Status
 from domain.rates import next_hour
 from domain.sweep import sweep
+from domain.termsheet import TermSheet
 
 
 class ScenarioError(ValueError):
@@ -135,8 +136,10 @@ class Simulation:
             self.catalog = catalog.with_overrides(scenario.get("markets") or {})
         except CatalogError as exc:
             raise ScenarioError(f"markets: {exc}") from exc
-        if "vip" in scenario:
-            raise ScenarioError("vip: VIP term sheets are not available in this version of loandesk")
+        vip_block = scenario.get("vip") or {}
+        if not isinstance(vip_block, Mapping):
+            raise ScenarioError("vip must map an account to its term sheet")
+        self.sheets = [parse_term_sheet(str(owner), spec) for owner, spec in vip_block.items()]
         self.base_dir = base_dir
         self.prices = load_prices(scenario.get("prices") or {}, self._resolve)
         self.accounts = scenario.get("accounts") or {}
@@ -166,12 +169,20 @@ class Simulation:
     def run(self) -> dict[str, Any]:
         for name, wallets in self.accounts.items():
             self._open_account(str(name), wallets)
+        for sheet in self.sheets:
+            try:
+                vip.issue_term_sheet(self.desk, sheet, self.start, by="scenario")
+            except Rejected as exc:
+                raise ScenarioError(f"vip.{sheet.owner}: {exc.message}") from exc
+        self._collect()
         pending = sorted(((parse_time(s["at"], "at"), i) for i, s in enumerate(self.steps)), key=lambda x: x)
         t = self.start
         k = 0
         while True:
             prices = self._prices_at(t)
             self.desk.accrue(t)
+            fixed.process_fixed(self.desk, prices, t)
+            self._collect()
             sweep(self.desk, prices, t)
             self._collect()
             while k < len(pending) and pending[k][0] == t:
@@ -201,6 +212,10 @@ class Simulation:
         for p in self.book.active_positions():
             if p.risk.margin_call and p.risk.margin_call_at is not None:
                 candidates.append(p.risk.margin_call_at + repeat)
+            candidates += fixed.due_times(p)
+            deadline = vip.pending_deadline(self.desk, p)
+            if deadline is not None:
+                candidates.append(deadline)
         n = min(c for c in candidates if c > t)
         return n if n <= self.end else None
 
@@ -277,12 +292,33 @@ class Simulation:
             raise ScenarioError("a borrow needs an amount, not 'all'")
         req = actions.BorrowRequest(str(self._field(step, "account")), str(self._field(step, "loan")), amount,
                                     {str(a): _dec(v, f"collateral.{a}") for a, v in coll.items()},
-                                    Product(product), _source(step.get("from", "spot")))
+                                    Product(product), _source(step.get("from", "spot")), self._term(step))
         position, _ = actions.borrow(self.desk, req, prices, t)
         name = step.get("id")
         if isinstance(name, str):
             self.ids.setdefault(name, position.id)
             self.names.setdefault(position.id, name)
+
+    @staticmethod
+    def _term(step: Mapping[str, Any]) -> int | None:
+        term = step.get("term_days")
+        if term is None:
+            return None
+        if isinstance(term, str) and term.isdigit():
+            term = int(term)
+        if not isinstance(term, int) or isinstance(term, bool):
+            raise ScenarioError(f"term_days must be a whole number of days (got {term!r})")
+        return term
+
+    def _do_set_fixed_expiry(self, step: Mapping[str, Any], t: datetime, prices: dict[str, Decimal]) -> None:
+        options: dict[str, bool | None] = {}
+        for key in ("auto_repay", "auto_renew", "convert_to_flexible"):
+            value = step.get(key)
+            if value is not None and not isinstance(value, bool):
+                raise ScenarioError(f"{key} must be true or false (got {value!r})")
+            options[key] = value
+        fixed.set_fixed_expiry(self.desk, str(self._field(step, "account")), self._position(step), t,
+                               options["auto_repay"], options["auto_renew"], options["convert_to_flexible"])
 
     def _do_add_collateral(self, step: Mapping[str, Any], t: datetime, prices: dict[str, Decimal]) -> None:
         amount = self._amount(step)
@@ -365,12 +401,57 @@ class Simulation:
             ltv = fmt_ratio(self.desk.ltv(p, prices, self.end)) if p.active else "0"
         except Rejected:
             ltv = None
-        return {"status": p.status.value, "product": p.product.value, "loan": p.loan_asset,
-                "principal": fmt(round_up(p.principal, cat.precision(p.loan_asset))),
-                "debt": fmt(round_up(debt, cat.precision(p.loan_asset))),
-                "collateral": {a: fmt(round_down(self.desk.holding_amount(a, h, self.end), cat.precision(a)))
-                               for a, h in p.collateral.items()},
-                "ltv": ltv if p.status is not Status.LIQUIDATED_WITH_DEBT else None}
+        report: dict[str, Any] = {
+            "status": p.status.value, "product": p.product.value, "loan": p.loan_asset,
+            "principal": fmt(round_up(p.principal, cat.precision(p.loan_asset))),
+            "debt": fmt(round_up(debt, cat.precision(p.loan_asset))),
+            "collateral": {a: fmt(round_down(self.desk.holding_amount(a, h, self.end), cat.precision(a)))
+                           for a, h in p.collateral.items()},
+            "ltv": ltv if p.status is not Status.LIQUIDATED_WITH_DEBT else None}
+        if p.fixed is not None:  # Fixed loans (and ones converted from Fixed): the term
+            report["fixed"] = {"term_days": p.fixed.term_days, "apr": fmt(p.fixed.apr),
+                               "interest": fmt(p.fixed.interest), "expires_at": iso(p.fixed.expires_at),
+                               "late_fees": fmt(p.fixed.late_fees)}
+        if p.vip_sheet is not None:
+            report["vip_sheet"] = p.vip_sheet
+        return report
+
+
+def parse_term_sheet(owner: str, spec: Any) -> TermSheet:
+    """A ``vip`` entry of a scenario (SCENARIO.md) as an unissued term sheet."""
+    where = f"vip.{owner}"
+    if not isinstance(spec, Mapping):
+        raise ScenarioError(f"{where} must be an object")
+    loans = spec.get("loan", [QUOTE])
+    if isinstance(loans, str):
+        loans = [loans]
+    if not isinstance(loans, list) or not loans:
+        raise ScenarioError(f"{where}.loan must list loan assets")
+    coll = spec.get("collateral")
+    if not isinstance(coll, Mapping) or not coll:
+        raise ScenarioError(f"{where}.collateral must map asset to collateral ratio")
+    rate = spec.get("rate", "fixed")
+    rate_value = spec.get("apr") if rate == "fixed" else spec.get("spread", spec.get("apr", "0"))
+    if rate_value is None:
+        raise ScenarioError(f"{where}: a fixed-rate sheet needs 'apr'")
+    delay = spec.get("liquidation_delay_minutes", 0)
+    if not isinstance(delay, int) or isinstance(delay, bool):
+        raise ScenarioError(f"{where}.liquidation_delay_minutes must be a whole number")
+
+    def level(key: str, default: str) -> Decimal:
+        return _dec(spec.get(key, default), f"{where}.{key}")
+
+    caps = spec.get("max_collateral") or {}
+    if not isinstance(caps, Mapping):
+        raise ScenarioError(f"{where}.max_collateral must map asset to amount")
+    return TermSheet(
+        owner, tuple(str(a) for a in loans), str(rate), _dec(rate_value, f"{where}.apr"),
+        level("initial_ltv", "0.72"), level("margin_call_ltv", "0.77"), level("liquidation_ltv", "0.91"),
+        {str(a): _dec(r, f"{where}.collateral.{a}") for a, r in coll.items()},
+        str(spec.get("liquidation", "full")), delay, level("min_order", "50000"),
+        _dec(spec["max_borrow"], f"{where}.max_borrow") if spec.get("max_borrow") is not None else None,
+        {str(a): _dec(v, f"{where}.max_collateral.{a}") for a, v in caps.items()},
+        _dec(spec["warning_ltv"], f"{where}.warning_ltv") if spec.get("warning_ltv") is not None else None)
 
 
 def _source(value: Any) -> Source:
@@ -379,7 +460,8 @@ def _source(value: Any) -> Source:
     return Source(value)
 
 
-STEP_KINDS = ("borrow", "add_collateral", "withdraw_collateral", "repay", "close", "deposit", "set_rate")
+STEP_KINDS = ("borrow", "add_collateral", "withdraw_collateral", "repay", "close", "deposit", "set_rate",
+              "set_fixed_expiry")
 
 
 def render(report: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from domain.events import Event
 from domain.ledger import EntryBuilder
 from domain.money import fmt, fmt_ratio, round_down, round_up
 from domain.moves import reduce_debt, take
-from domain.positions import Position, Status
+from domain.positions import Position, Product, Status
 from domain.risk import plan_liquidation
 
 
@@ -45,8 +45,17 @@ def check(desk: Desk, p: Position, prices: Prices, confirmed: Prices, now: datet
         sure = desk.ltv(p, confirmed, now)
     except Rejected:
         sure = None
+    early: list[Event] = []  # VIP: a delayed liquidation started or cancelled (already emitted)
     if sure is not None and sure >= th.liquidation and current >= th.liquidation:
-        return liquidate(desk, p, confirmed, now, sure)
+        if p.product is not Product.VIP:
+            return liquidate(desk, p, confirmed, now, sure)
+        from domain.vip import liquidate_vip  # the VIP module builds on this one
+        early, done = liquidate_vip(desk, p, confirmed, now, sure)
+        if done:
+            return early
+    elif p.risk.liquidation_pending_since is not None and current < th.liquidation:
+        from domain.vip import cancel_pending
+        early = cancel_pending(desk, p, now, current)
     events: list[Event] = []
     risk = p.risk
     before = (risk.warned, risk.margin_call, risk.margin_call_at)
@@ -74,7 +83,7 @@ def check(desk: Desk, p: Position, prices: Prices, confirmed: Prices, now: datet
         desk.book.save_position(p)
     for e in events:
         desk.emit(e)
-    return events
+    return [*early, *events]
 
 
 def _numbers(desk: Desk, p: Position, prices: Prices, now: datetime, ltv: Decimal) -> dict[str, object]:
@@ -86,7 +95,8 @@ def _numbers(desk: Desk, p: Position, prices: Prices, now: datetime, ltv: Decima
             "margin_call_ltv": fmt_ratio(th.margin_call), "liquidation_ltv": fmt_ratio(th.liquidation)}
 
 
-def liquidate(desk: Desk, p: Position, prices: Prices, now: datetime, at_ltv: Decimal) -> list[Event]:
+def liquidate(desk: Desk, p: Position, prices: Prices, now: datetime, at_ltv: Decimal,
+              reason: str | None = None) -> list[Event]:
     """Full liquidation: collateral worth the debt repays it, 2% of that value is the fee, the rest goes back
     to Spot. Collateral worth less than the debt is all sold and the shortfall stays owed."""
     cat = desk.catalog
@@ -132,6 +142,8 @@ def liquidate(desk: Desk, p: Position, prices: Prices, now: datetime, at_ltv: De
         "fee": {a: fmt(v) for a, v in plan.fee.items()},
         "returned": {a: fmt(v) for a, v in returned.items()},
         "prices": {a: fmt(price(prices, a)) for a in [*order, p.loan_asset]}})]
+    if reason is not None:  # e.g. "overdue": a Fixed loan not repaid within the grace period
+        events[0].data["reason"] = reason
     if plan.shortfall > 0:
         events.append(Event(now, "shortfall", p.owner, p.id, {
             "debt_outstanding": fmt(round_up(desk.debt(p, now), cat.precision(p.loan_asset))),

@@ -95,6 +95,7 @@ def live(steps: list[tuple]) -> list[str]:
         elif step[0] == "wait":
             now += timedelta(hours=step[1])
         else:
+            desk.accrue(now)  # time passing is not the action's doing: compare after catching up
             before = snapshot(book)
             try:
                 apply(desk, step, prices, now)

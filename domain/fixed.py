@@ -1,0 +1,416 @@
+"""Fixed Rate Loans (SPEC §3–5): a term, interest taken up front, and what happens at expiry.
+
+A Fixed loan of ``principal`` for ``days`` at ``APR`` pays the borrower ``principal − I`` with
+``I = principal × APR × days / 365`` (rounded up to the asset's precision: the borrower is paid less, never
+more) and owes ``principal`` at ``T = start + days``. Its debt does not compound (``rate_key`` is None). It may
+be repaid early at any time; the prepaid interest is not refunded. Several collateral assets are allowed,
+each valued with its collateral ratio; the levels are the Fixed product's (72% / 77% / 91%, warning 75%).
+
+At expiry, in this order of preference, per the borrower's options:
+  * ``convert_to_flexible`` (single-collateral loans only): the same position becomes a Flexible loan at the
+    flexible rate, its debt entering the asset's index; it compounds from the next HH:00.
+  * ``auto_renew``: a new term of the same length at the then-current fixed APR, on the debt owed at ``T``.
+    The new up-front interest is paid from Spot if Spot holds all of it; otherwise it is *added to the debt*
+    (the borrower then owes ``D + I'`` at the new expiry). Renewal fails — and the loan is treated as not
+    renewed — if that term is no longer offered, or if the debt after renewal would exceed the initial LTV.
+  * ``auto_repay`` (on by default): Spot pays what it holds of the loan asset, up to the debt.
+Whatever is still owed makes the loan **overdue**: at ``T + k h`` (k = 1 … grace hours, 24) a late fee of
+``outstanding debt × 3 × APR / 8760`` (rounded up to the asset's precision) is added, and after the last one
+the collateral is liquidated in full, in the market's liquidation order, with the usual 2% fee.
+
+Reminders go out at T−72h, T−24h, T−1h (``expiry_reminder``), at T (``expired``) and, while overdue, at T+12h
+and T+23h. A reminder whose moment has been overtaken by the next one (after downtime) is recorded but not sent.
+
+``process_fixed`` is idempotent and catch-up safe: it works from the stored expiry, ``late_fee_hours`` and
+``reminders_sent``, never from counting calls, and applies missed hours in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from domain import ledger
+from domain.actions import (
+    BorrowPreview,
+    BorrowRequest,
+    _check_wallet,
+    _finish,
+    _owed,
+    _settle,
+    pct,
+)
+from domain.desk import Desk, Prices, price
+from domain.errors import Rejected
+from domain.events import Event
+from domain.ledger import EntryBuilder
+from domain.markets import Thresholds
+from domain.money import ONE, ZERO, fmt, fmt_ratio, round_up
+from domain.moves import add_debt, pledge
+from domain.positions import FixedTerms, Position, Product, Status
+from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR, next_hour
+from domain.risk import Lot, collateral_to_reach, ltv, price_at_ltv
+from domain.sweep import liquidate
+
+HOUR = timedelta(hours=1)
+BEFORE_EXPIRY = (-72, -24, -1)  # reminder hours relative to T while the loan runs
+WHILE_OVERDUE = (12, 23)  # reminder hours relative to T while it is overdue
+NO_REFUND = "Interest is paid up front; it is not refunded if you repay early."
+
+
+# --------------------------------------------------------------------------- terms and interest
+
+
+def fixed_apr(desk: Desk, loan_asset: str, term_days: int) -> Decimal:
+    """The fixed APR offered now for (loan asset, term)."""
+    loan = desk.catalog.loans.get(loan_asset)
+    if loan is None:
+        raise Rejected("unknown_loan_asset", f"{loan_asset} cannot be borrowed here")
+    terms = desk.catalog.desk.fixed_terms
+    if term_days not in terms:
+        raise Rejected("unknown_term", f"fixed terms are {', '.join(map(str, terms))} days (got {term_days})")
+    apr = loan.fixed_apr.get(term_days)
+    if apr is None:
+        raise Rejected("no_fixed_rate", f"{loan_asset} is not offered for {term_days} days")
+    return apr
+
+
+def upfront_interest(desk: Desk, asset: str, principal: Decimal, apr: Decimal, days: int) -> Decimal:
+    """``I = principal × APR × days / 365``, rounded up to the asset's precision."""
+    return round_up(principal * apr * days / DAYS_PER_YEAR, desk.catalog.precision(asset))
+
+
+def late_fee(desk: Desk, p: Position, debt: Decimal) -> Decimal:
+    """One hour's late fee on ``debt``: ``debt × 3 × APR / 8760``, rounded up to the asset's precision."""
+    assert p.fixed is not None
+    rate = desk.catalog.desk.late_fee_multiplier * p.fixed.apr / HOURS_PER_YEAR
+    return round_up(debt * rate, desk.catalog.precision(p.loan_asset))
+
+
+# --------------------------------------------------------------------------- borrowing
+
+
+def check_term_borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime, th: Thresholds,
+                      ratio: Callable[[str], Decimal], accepted: Collection[str]) -> tuple[list[Lot], Decimal]:
+    """Validation shared by Fixed and VIP borrows (several collateral assets, valued with ratios).
+
+    Returns the collateral lots and the LTV after borrowing; raises ``Rejected`` and changes nothing.
+    """
+    cat = desk.catalog
+    loan = cat.loans.get(req.loan_asset)
+    if loan is None:
+        raise Rejected("unknown_loan_asset", f"{req.loan_asset} cannot be borrowed here "
+                                             f"(borrowable: {', '.join(cat.loans)})")
+    if not req.collateral:
+        raise Rejected("no_collateral", "name at least one collateral asset and amount")
+    for asset, amount in req.collateral.items():
+        if asset == req.loan_asset:
+            raise Rejected("same_asset", "the collateral asset must differ from the loan asset")
+        if asset not in accepted:
+            raise Rejected("unknown_collateral_asset", f"{asset} is not accepted as collateral "
+                                                       f"(accepted: {', '.join(accepted)})")
+        desk.check_amount(asset, amount)
+    desk.check_amount(req.loan_asset, req.amount)
+    if req.amount < loan.min_borrow:
+        raise Rejected("below_minimum", f"the smallest {req.loan_asset} loan is {fmt(loan.min_borrow)}")
+    if req.amount > loan.max_borrow:
+        raise Rejected("above_maximum", f"the largest {req.loan_asset} order is {fmt(loan.max_borrow)}")
+    desk.accrue(now)
+    state = desk.market(req.loan_asset, now)
+    if state.borrowed() + req.amount > loan.lending_cap:
+        room = max(loan.lending_cap - state.borrowed(), ZERO)
+        raise Rejected("lending_cap", f"the desk can lend at most {fmt(room.quantize(ONE))} more "
+                                      f"{req.loan_asset} right now")
+    for asset, amount in req.collateral.items():
+        pledged = sum((desk.holding_amount(asset, p.collateral[asset], now)
+                       for p in desk.book.positions_of(req.owner) if p.active and asset in p.collateral), ZERO)
+        cap = cat.collateral[asset].max_per_account
+        if pledged + amount > cap:
+            raise Rejected("collateral_cap", f"at most {fmt(cap)} {asset} may be pledged per account "
+                                             f"({fmt(pledged)} already is)")
+        _check_wallet(desk, req.owner, asset, amount, req.source, now)
+    loan_price = price(prices, req.loan_asset)
+    lots = [Lot(a, amt, price(prices, a), ratio(a)) for a, amt in req.collateral.items()]
+    after = ltv(req.amount, loan_price, lots)
+    if after > th.initial:
+        first = lots[0]
+        need = collateral_to_reach(req.amount, loan_price, lots, first, th.initial)
+        raise Rejected("ltv_too_high", f"that would be {pct(after)} LTV; the limit is {pct(th.initial)}. "
+                                       f"Add at least {fmt(round_up(need, cat.precision(first.asset)))} "
+                                       f"{first.asset} more collateral or borrow less")
+    return lots, after
+
+
+def trigger_prices(req: BorrowRequest, lots: list[Lot], loan_price: Decimal,
+                   th: Thresholds) -> tuple[Decimal | None, Decimal | None]:
+    """Margin-call and liquidation prices of the collateral (single-collateral loans only)."""
+    if len(lots) != 1:
+        return None, None
+    asset = lots[0].asset
+    return (price_at_ltv(req.amount, loan_price, lots, asset, th.margin_call),
+            price_at_ltv(req.amount, loan_price, lots, asset, th.liquidation))
+
+
+def preview_fixed(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> BorrowPreview:
+    """Validate a Fixed borrow and show its numbers: up-front interest, what is received, expiry."""
+    if req.term_days is None:
+        terms = ", ".join(map(str, desk.catalog.desk.fixed_terms))
+        raise Rejected("term_required", f"a fixed loan needs a term in days ({terms})")
+    apr = fixed_apr(desk, req.loan_asset, req.term_days)
+    cat = desk.catalog
+    th = cat.thresholds("fixed")
+    lots, after = check_term_borrow(desk, req, prices, now, th, lambda a: cat.collateral[a].ratio, cat.collateral)
+    interest = upfront_interest(desk, req.loan_asset, req.amount, apr, req.term_days)
+    mc, liq = trigger_prices(req, lots, price(prices, req.loan_asset), th)
+    return BorrowPreview(req, after, th, mc, liq, apr, ZERO, ZERO, req.amount - interest, now,
+                         None, req.amount, {lot.asset: lot.amount for lot in lots},
+                         term_days=req.term_days, fixed_interest=interest,
+                         expires_at=now + timedelta(days=req.term_days), notes=(NO_REFUND,))
+
+
+def borrow_fixed(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> tuple[Position, Event]:
+    """Open a Fixed loan: collateral pledged, ``principal − I`` to Spot, ``I`` to the desk's interest income."""
+    pv = preview_fixed(desk, req, prices, now)
+    assert pv.term_days is not None and pv.fixed_interest is not None and pv.expires_at is not None
+    interest = pv.fixed_interest
+    position = Position(desk.book.new_position_id(), req.owner, Product.FIXED, req.loan_asset, now,
+                        rate_key=None, fixed=FixedTerms(pv.term_days, pv.apr, pv.expires_at, interest))
+    entry = EntryBuilder(now, "borrow", position=position.id)
+    for asset, amount in req.collateral.items():
+        pledge(desk, position, asset, amount, req.source, entry, now)
+    add_debt(desk, position, req.amount, now)
+    entry.move(req.loan_asset, req.amount - interest, ledger.LOANS, ledger.spot(req.owner))
+    entry.move(req.loan_asset, interest, ledger.LOANS, ledger.INTEREST)
+    position.updated_at = now
+    desk.book.post(entry.build())
+    desk.book.save_position(position)
+    event = desk.emit(Event(now, "borrowed", req.owner, position.id, {
+        "ltv": fmt_ratio(pv.ltv), "amount": fmt(req.amount), "asset": req.loan_asset,
+        "collateral": {a: fmt(v) for a, v in req.collateral.items()}, "source": req.source.value,
+        "product": "fixed", "term_days": pv.term_days, "apr": fmt(pv.apr), "interest": fmt(interest),
+        "received": fmt(req.amount - interest), "expires_at": pv.expires_at}))
+    return position, event
+
+
+def set_fixed_expiry(desk: Desk, owner: str, pid: int, now: datetime, auto_repay: bool | None = None,
+                     auto_renew: bool | None = None, convert_to_flexible: bool | None = None) -> Event:
+    """Change what happens at expiry; options not given keep their value."""
+    p = desk.own(owner, pid)
+    if p.product is not Product.FIXED or p.fixed is None:
+        raise Rejected("not_fixed", f"#{pid} is not a fixed-rate loan")
+    if p.status is not Status.OPEN:
+        raise Rejected("position_not_open", f"#{pid} is {p.status.value.replace('_', ' ')}; "
+                                            f"expiry options can only change before expiry")
+    f = p.fixed
+    repay_ = f.auto_repay if auto_repay is None else auto_repay
+    renew = f.auto_renew if auto_renew is None else auto_renew
+    convert = f.convert_to_flexible if convert_to_flexible is None else convert_to_flexible
+    if renew and convert:
+        raise Rejected("conflicting_options", "choose either auto-renew or convert to flexible, not both")
+    if convert and p.single_collateral is None:
+        raise Rejected("one_collateral_asset", "only a single-collateral loan can convert to flexible")
+    f.auto_repay, f.auto_renew, f.convert_to_flexible = repay_, renew, convert
+    p.updated_at = now
+    desk.book.save_position(p)
+    return desk.emit(Event(now, "expiry_options_set", owner, pid, {
+        "auto_repay": repay_, "auto_renew": renew, "convert_to_flexible": convert}))
+
+
+# --------------------------------------------------------------------------- expiry, late fees, liquidation
+
+
+def due_times(p: Position) -> list[datetime]:
+    """Every instant at which ``process_fixed`` may have something to do for ``p`` (for schedulers)."""
+    if p.product is not Product.FIXED or p.fixed is None or not p.active:
+        return []
+    t = p.fixed.expires_at
+    hours = [*BEFORE_EXPIRY, 0, *range(1, 25)]
+    grace = max(24, p.fixed.late_fee_hours + 1)
+    hours += list(range(25, grace + 1))
+    return [t + h * HOUR for h in hours]
+
+
+def process_fixed(desk: Desk, prices: Prices, now: datetime, confirmed: Prices | None = None) -> list[Event]:
+    """Reminders, expiry, late fees and overdue liquidation for every active Fixed loan, caught up to ``now``."""
+    desk.accrue(now)
+    confirmed = prices if confirmed is None else confirmed
+    events: list[Event] = []
+    for p in list(desk.book.active_positions()):
+        if p.product is Product.FIXED and p.fixed is not None:
+            events += _catch_up(desk, p, prices, confirmed, now)
+    return events
+
+
+def _catch_up(desk: Desk, p: Position, prices: Prices, confirmed: Prices, now: datetime) -> list[Event]:
+    events: list[Event] = []
+    grace = desk.catalog.desk.grace_hours
+    while p.active and p.product is Product.FIXED and p.fixed is not None:
+        f = p.fixed
+        t = f.expires_at
+        if p.status is Status.OPEN:
+            due = [h for h in BEFORE_EXPIRY if t + h * HOUR <= now and str(h) not in f.reminders_sent]
+            if due:
+                f.reminders_sent += [str(h) for h in due]
+                latest = max(due)
+                if now < t:  # after T the "expired" notice says it all
+                    events.append(_reminder(desk, p, latest, now))
+                desk.book.save_position(p)
+            if now < t:
+                break
+            events += _expire(desk, p, prices, now)
+            continue
+        if f.late_fee_hours >= grace:  # liquidation was due but could not run (no confirmed price)
+            events += _liquidate_overdue(desk, p, confirmed, now)
+            break
+        k = f.late_fee_hours + 1
+        at = t + k * HOUR
+        if at > now:
+            break
+        events += _charge_late_fee(desk, p, k, at)
+        for h in WHILE_OVERDUE:
+            if h == k and str(h) not in f.reminders_sent:
+                f.reminders_sent.append(str(h))
+                if now < t + min([x for x in (*WHILE_OVERDUE, grace) if x > h]) * HOUR:
+                    events.append(_reminder(desk, p, h, at))
+                desk.book.save_position(p)
+        if k >= grace:
+            events += _liquidate_overdue(desk, p, confirmed, now)
+            break
+    return events
+
+
+def _reminder(desk: Desk, p: Position, hours: int, at: datetime) -> Event:
+    assert p.fixed is not None
+    return desk.emit(Event(at, "expiry_reminder", p.owner, p.id, {
+        "hours": hours, "expires_at": p.fixed.expires_at, "debt": _owed(desk, p, at),
+        "asset": p.loan_asset, "status": p.status.value}))
+
+
+def _expire(desk: Desk, p: Position, prices: Prices, now: datetime) -> list[Event]:
+    """The loan reached ``T``: convert, renew or auto-repay as chosen; whatever remains is overdue."""
+    assert p.fixed is not None
+    f = p.fixed
+    t = f.expires_at
+    events = [desk.emit(Event(t, "expired", p.owner, p.id, {
+        "expires_at": t, "debt": _owed(desk, p, t), "asset": p.loan_asset, "auto_repay": f.auto_repay,
+        "auto_renew": f.auto_renew, "convert_to_flexible": f.convert_to_flexible}))]
+    if f.convert_to_flexible and p.single_collateral is not None:
+        return [*events, _convert(desk, p, t)]
+    if f.auto_renew:
+        renewed = _renew(desk, p, prices, t)
+        if renewed.type == "renewed":
+            return [*events, renewed]
+        events.append(renewed)
+    if f.auto_repay:
+        events += _auto_repay(desk, p, t)
+    if p.active and desk.debt(p, t) > 0:
+        p.status = Status.OVERDUE
+        p.updated_at = t
+        desk.book.save_position(p)
+        grace = desk.catalog.desk.grace_hours
+        events.append(desk.emit(Event(t, "overdue", p.owner, p.id, {
+            "debt": _owed(desk, p, t), "asset": p.loan_asset,
+            "late_fee_apr": fmt(desk.catalog.desk.late_fee_multiplier * f.apr),
+            "liquidation_at": t + grace * HOUR})))
+    return events
+
+
+def _convert(desk: Desk, p: Position, t: datetime) -> Event:
+    """The same position continues as a Flexible loan; its debt joins the asset's compounding index."""
+    debt = desk.debt(p, t)
+    state = desk.market(p.loan_asset, t)
+    state.fixed_debt -= debt
+    shares = debt / state.debt_index
+    state.debt_shares += shares
+    desk.book.save_market(state)
+    p.debt_shares = shares
+    p.rate_key = p.loan_asset
+    p.product = Product.FLEXIBLE  # p.fixed is kept as the record of the term that ended
+    p.updated_at = t
+    desk.book.save_position(p)
+    return desk.emit(Event(t, "converted", p.owner, p.id, {
+        "product": "flexible", "apr": fmt(state.apr_at(next_hour(t))), "debt": _owed(desk, p, t),
+        "asset": p.loan_asset, "first_interest_at": next_hour(t)}))
+
+
+def _renew(desk: Desk, p: Position, prices: Prices, t: datetime) -> Event:
+    """A new term at today's rate; returns ``renewed`` or ``renewal_failed`` (nothing changed then)."""
+    assert p.fixed is not None
+    f = p.fixed
+    debt = desk.debt(p, t)
+    try:
+        apr = fixed_apr(desk, p.loan_asset, f.term_days)
+        interest = upfront_interest(desk, p.loan_asset, debt, apr, f.term_days)
+        from_spot = desk.spot(p.owner, p.loan_asset) >= interest
+        after = debt if from_spot else debt + interest
+        level = ltv(after, price(prices, p.loan_asset), desk.lots(p, prices, t))
+        initial = desk.thresholds(p).initial
+        if level > initial:
+            raise Rejected("ltv_too_high", f"renewing would be {pct(level)} LTV, above {pct(initial)}")
+    except Rejected as exc:
+        return desk.emit(Event(t, "renewal_failed", p.owner, p.id, {"reason": exc.code, "message": exc.message}))
+    entry = EntryBuilder(t, "renew", position=p.id)
+    if from_spot:
+        entry.move(p.loan_asset, interest, ledger.spot(p.owner), ledger.INTEREST)
+    else:
+        entry.move(p.loan_asset, interest, ledger.LOANS, ledger.INTEREST)
+        add_debt(desk, p, interest, t)
+    desk.book.post(entry.build())
+    p.fixed = FixedTerms(f.term_days, apr, t + timedelta(days=f.term_days), interest, f.auto_repay,
+                         f.auto_renew, f.convert_to_flexible)
+    p.updated_at = t
+    desk.book.save_position(p)
+    return desk.emit(Event(t, "renewed", p.owner, p.id, {
+        "term_days": f.term_days, "apr": fmt(apr), "interest": fmt(interest),
+        "interest_paid_from": "spot" if from_spot else "debt", "debt": _owed(desk, p, t),
+        "asset": p.loan_asset, "expires_at": p.fixed.expires_at}))
+
+
+def _auto_repay(desk: Desk, p: Position, t: datetime) -> list[Event]:
+    """Spot pays what it holds of the loan asset, up to the debt."""
+    debt = desk.debt(p, t)
+    due = round_up(debt, desk.catalog.precision(p.loan_asset))
+    pay = min(desk.spot(p.owner, p.loan_asset), due)
+    if pay <= 0:
+        return []
+    entry = EntryBuilder(t, "auto_repay", position=p.id)
+    _settle(desk, p, pay, debt, due, ledger.spot(p.owner), entry, t)
+    returned = _finish(desk, p, entry, t) if pay == due else None
+    desk.book.post(entry.build())
+    p.updated_at = t
+    desk.book.save_position(p)
+    events = [desk.emit(Event(t, "auto_repaid", p.owner, p.id, {
+        "amount": fmt(pay), "asset": p.loan_asset, "debt": _owed(desk, p, t), "status": p.status.value}))]
+    if returned is not None and p.status is Status.CLOSED:
+        events.append(desk.emit(Event(t, "closed", p.owner, p.id, {
+            "returned": {a: fmt(v) for a, v in returned.items()}})))
+    return events
+
+
+def _charge_late_fee(desk: Desk, p: Position, k: int, at: datetime) -> list[Event]:
+    assert p.fixed is not None
+    debt = desk.debt(p, at)
+    fee = late_fee(desk, p, debt)
+    if fee > 0:
+        desk.book.post(EntryBuilder(at, "late_fee", position=p.id).move(
+            p.loan_asset, fee, ledger.LOANS, ledger.LATE_FEES).build())
+        p.debt_shares += fee  # a fee is not principal: repayments pay it first
+        state = desk.market(p.loan_asset, at)
+        state.fixed_debt += fee
+        desk.book.save_market(state)
+    p.fixed.late_fees += fee
+    p.fixed.late_fee_hours = k
+    p.updated_at = at
+    desk.book.save_position(p)
+    return [desk.emit(Event(at, "late_fee", p.owner, p.id, {
+        "hour": k, "fee": fmt(fee), "asset": p.loan_asset, "debt": _owed(desk, p, at),
+        "late_fees": fmt(p.fixed.late_fees)}))]
+
+
+def _liquidate_overdue(desk: Desk, p: Position, confirmed: Prices, now: datetime) -> list[Event]:
+    try:
+        level = desk.ltv(p, confirmed, now)
+    except Rejected:
+        return []  # no confirmed price now: the next call tries again
+    return liquidate(desk, p, confirmed, now, level, reason="overdue")
