@@ -1,0 +1,215 @@
+"""The database schema as SQLModel tables: the journal, balances, Earn shares, accounts, market state,
+positions with their collateral, VIP term sheets, the outbox and counters.
+
+Money and accumulators use ``Money`` (exact on SQLite and PostgreSQL), times ``UtcDateTime``. The classes
+define the schema (and are what Alembic compares against); ``storage.book`` reads and writes them through
+the ``Table`` objects at the bottom, with SQLAlchemy Core, and maps rows to domain objects itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlmodel import Field, SQLModel
+
+from storage.types import Money, UtcDateTime
+
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only ``INTEGER PRIMARY KEY`` is the auto-numbered rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+POSITION_COUNTER = "position_id"
+# Market keys are an asset (``USDT``) or a VIP debt index (``USDT@vip:<owner>:v<version>``).
+KEY_LENGTH = 200
+
+
+class EntryRow(SQLModel, table=True):
+    """One journal entry; its postings sum to zero per asset."""
+
+    __tablename__ = "journal_entries"
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    kind: str = Field(sa_column=Column(String(64), nullable=False))
+    position: int | None = Field(default=None, sa_column=Column(Integer, nullable=True, index=True))
+    memo: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class PostingRow(SQLModel, table=True):
+    __tablename__ = "postings"
+    __table_args__ = (Index("ix_postings_account_asset", "account", "asset"),)
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    entry_id: int = Field(sa_column=Column(BigId, ForeignKey("journal_entries.id"), nullable=False, index=True))
+    account: str = Field(sa_column=Column(String(128), nullable=False))
+    asset: str = Field(sa_column=Column(String(32), nullable=False))
+    amount: Decimal = Field(sa_column=Column(Money, nullable=False))
+
+
+class BalanceRow(SQLModel, table=True):
+    """The running sum of an account's postings in one asset, updated with every post."""
+
+    __tablename__ = "balances"
+    account: str = Field(sa_column=Column(String(128), primary_key=True))
+    asset: str = Field(sa_column=Column(String(32), primary_key=True))
+    amount: Decimal = Field(sa_column=Column(Money, nullable=False))
+
+
+class EarnShareRow(SQLModel, table=True):
+    """A borrower's Earn wallet, in shares of the asset's Earn index."""
+
+    __tablename__ = "earn_shares"
+    owner: str = Field(sa_column=Column(String(128), primary_key=True))
+    asset: str = Field(sa_column=Column(String(32), primary_key=True))
+    shares: Decimal = Field(sa_column=Column(Money, nullable=False))
+
+
+class AccountRow(SQLModel, table=True):
+    __tablename__ = "accounts"
+    id: str = Field(sa_column=Column(String(128), primary_key=True))
+    warning_ltv: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+
+
+class MarketRow(SQLModel, table=True):
+    """``MarketState`` of one key (asset): debt and Earn indices, their totals and accrual markers."""
+
+    __tablename__ = "markets"
+    key: str = Field(sa_column=Column(String(KEY_LENGTH), primary_key=True))
+    debt_index: Decimal = Field(sa_column=Column(Money, nullable=False))
+    debt_shares: Decimal = Field(sa_column=Column(Money, nullable=False))
+    fixed_debt: Decimal = Field(sa_column=Column(Money, nullable=False))
+    accrued_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    earn_index: Decimal = Field(sa_column=Column(Money, nullable=False))
+    earn_shares: Decimal = Field(sa_column=Column(Money, nullable=False))
+    earn_accrued_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+
+
+class RatePointRow(SQLModel, table=True):
+    """A market's rate history, in order (``seq``)."""
+
+    __tablename__ = "rate_points"
+    market_key: str = Field(sa_column=Column(String(KEY_LENGTH), ForeignKey("markets.key", ondelete="CASCADE"),
+                                             primary_key=True))
+    seq: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    effective_from: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    apr: Decimal = Field(sa_column=Column(Money, nullable=False))
+
+
+class PositionRow(SQLModel, table=True):
+    """A ``Position`` with its ``RiskState`` and (for fixed loans) ``FixedTerms`` flattened into columns."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        Index("ix_positions_owner", "owner"),
+        Index("ix_positions_status", "status"),
+        Index("ix_positions_owner_product_loan", "owner", "product", "loan_asset"),
+    )
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(128), nullable=False))
+    product: str = Field(sa_column=Column(String(16), nullable=False))
+    loan_asset: str = Field(sa_column=Column(String(32), nullable=False))
+    opened_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    debt_shares: Decimal = Field(sa_column=Column(Money, nullable=False))
+    principal: Decimal = Field(sa_column=Column(Money, nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    rate_key: str | None = Field(default=None, sa_column=Column(String(KEY_LENGTH), nullable=True))
+    vip_sheet: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    # RiskState
+    warned: bool = Field(sa_column=Column(Boolean, nullable=False))
+    margin_call: bool = Field(sa_column=Column(Boolean, nullable=False))
+    margin_call_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    liquidation_pending_since: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    # FixedTerms: all NULL for a position without fixed terms
+    fixed_term_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    fixed_apr: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    fixed_expires_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    fixed_interest: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    fixed_auto_repay: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    fixed_auto_renew: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    fixed_convert_to_flexible: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    fixed_late_fees: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    fixed_late_fee_hours: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    fixed_reminders_sent: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON list
+
+
+class HoldingRow(SQLModel, table=True):
+    """One collateral asset of a position; ``ordinal`` keeps the position's dict order."""
+
+    __tablename__ = "holdings"
+    position_id: int = Field(sa_column=Column(Integer, ForeignKey("positions.id", ondelete="CASCADE"),
+                                              primary_key=True))
+    asset: str = Field(sa_column=Column(String(32), primary_key=True))
+    ordinal: int = Field(sa_column=Column(Integer, nullable=False))
+    spot: Decimal = Field(sa_column=Column(Money, nullable=False))
+    earn_shares: Decimal = Field(sa_column=Column(Money, nullable=False))
+
+
+class TermSheetRow(SQLModel, table=True):
+    """A VIP term sheet, one row per (borrower, version); mappings and lists as JSON, decimals as text."""
+
+    __tablename__ = "term_sheets"
+    owner: str = Field(sa_column=Column(String(128), primary_key=True))
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    loan_assets: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    rate: str = Field(sa_column=Column(String(16), nullable=False))
+    apr: Decimal = Field(sa_column=Column(Money, nullable=False))
+    initial_ltv: Decimal = Field(sa_column=Column(Money, nullable=False))
+    margin_call_ltv: Decimal = Field(sa_column=Column(Money, nullable=False))
+    liquidation_ltv: Decimal = Field(sa_column=Column(Money, nullable=False))
+    collateral: str = Field(sa_column=Column(Text, nullable=False))  # JSON {asset: "ratio"}
+    liquidation: str = Field(sa_column=Column(String(16), nullable=False))
+    liquidation_delay_minutes: int = Field(sa_column=Column(Integer, nullable=False))
+    min_order: Decimal = Field(sa_column=Column(Money, nullable=False))
+    max_borrow: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    max_collateral: str = Field(sa_column=Column(Text, nullable=False))  # JSON {asset: "cap"}
+    warning_ltv: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    issued_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    issued_by: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+
+
+class OutboxRow(SQLModel, table=True):
+    """A domain event waiting to be pushed (``sent_at`` NULL) or already delivered."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_sent_at_urgency", "sent_at", "urgency"),)
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    account: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    position: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    data: str = Field(sa_column=Column(Text, nullable=False))  # JSON object
+    urgency: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+
+
+class CounterRow(SQLModel, table=True):
+    """Named counters; ``position_id`` hands out position ids (row-locked increment, never reused)."""
+
+    __tablename__ = "counters"
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+def _table(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
+
+
+journal_entries = _table("journal_entries")
+postings = _table("postings")
+balances = _table("balances")
+earn_shares = _table("earn_shares")
+accounts = _table("accounts")
+markets = _table("markets")
+rate_points = _table("rate_points")
+positions = _table("positions")
+holdings = _table("holdings")
+term_sheets = _table("term_sheets")
+outbox = _table("outbox")
+counters = _table("counters")
+
+TABLES: tuple[Table, ...] = (journal_entries, postings, balances, earn_shares, accounts, markets, rate_points,
+                             positions, holdings, term_sheets, outbox, counters)
