@@ -1,4 +1,5 @@
-"""The ``loandesk`` command line: ``run``, ``console``, ``simulate`` and ``backtest``."""
+"""The ``loandesk`` command line: ``simulate`` lives here; ``run``/``console`` and ``backtest`` register
+themselves from their own modules."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.backtest_cli import register as register_backtest
+from bot.run import register as register_bot_commands
 from domain.markets import CatalogError, load_catalog
 from domain.scenario import ScenarioError, render, simulate
 
@@ -39,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("file", help="scenario JSON (see SCENARIO.md)")
     sim.add_argument("--markets", default=None, help="a market catalog TOML to use instead of the shipped one")
     sim.set_defaults(func=_simulate)
+    register_bot_commands(sub)
+    register_backtest(sub)
     return parser
 
 

@@ -1,0 +1,333 @@
+"""The chat's brain, shared by Telegram and the console: a command or a tap in, ``Reply`` objects out.
+
+Each command handler is the same shape: parse the arguments (``bot.parsing``), make ONE service call, render
+(``bot.render``). Permission checks happen here, on the server, for commands and taps alike: operator
+commands need an operator, borrower commands need a private chat, and the service refuses a Confirm from
+anyone but the preview's owner. Refusals (``Usage``, ``Rejected``, ``PricesUnavailable``) become short answers
+and change nothing; anything else propagates to the adapter's error handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from bot import parsing, render
+from bot.parsing import Usage
+from bot.prices import PriceSource, PricesUnavailable
+from bot.render import Reply
+from bot.services import LoanService, size_collateral
+from domain.errors import Rejected
+from domain.money import AmountError, parse_amount
+
+PRIVATE_ONLY = "Please use a private chat with me for that."
+OPERATORS_ONLY = "That command is for the desk's operators."
+PRICES_DOWN = "Prices are unavailable right now; nothing was changed. Try again in a minute."
+TARGETS = ("30", "40", "50", "60")
+
+BORROWER_COMMANDS = [
+    ("start", "Welcome and how it works"), ("help", "All commands"), ("markets", "Rates and LTV limits"),
+    ("borrow", "Borrow against collateral"), ("positions", "Your loans"), ("position", "One loan: /position 1"),
+    ("repay", "Repay: /repay 1 100 or all"), ("add", "Add collateral: /add 1 0.1"),
+    ("withdraw", "Withdraw collateral"), ("close", "Repay all and close"), ("wallet", "Your balances"),
+    ("history", "What happened"), ("alerts", "Your alert level"), ("alert", "Set it: /alert ltv 75%"),
+]
+HELP = """<b>loandesk</b> lends against your crypto.
+/markets — rates and LTV limits
+/borrow 500 USDT with 0.01 BTC — or /borrow 500 USDT with BTC at 50%, or just /borrow
+/positions, /position 1 — your loans (LTV, margin-call and liquidation prices)
+/repay 1 100 — or /repay 1 all, /repay 1 all with collateral
+/add 1 0.1 — more collateral · /withdraw 1 0.1 — take some back
+/close 1 — repay everything, get the collateral back
+/wallet · /history [id] · /alerts · /alert ltv 75%"""
+
+
+@dataclass
+class TapAnswer:
+    """What a button tap produces: a short toast, new messages, and whether the tapped keyboard goes."""
+
+    toast: str = ""
+    replies: list[Reply] = field(default_factory=list)
+    clear_buttons: bool = False
+
+
+Handler = Callable[[str, list[str]], Awaitable[list[Reply]]]
+
+
+class ChatDesk:
+    def __init__(self, service: LoanService, prices: PriceSource, operators: Collection[int], demo: bool) -> None:
+        self.service = service
+        self.price_source = prices
+        self.operators = frozenset(operators)
+        self.demo = demo
+        cat = service.catalog
+        self.loans = list(cat.loans)
+        self.collateral = list(cat.collateral)
+        self.borrower: dict[str, Handler] = {
+            "start": self.start, "help": self.help, "markets": self.markets, "borrow": self.borrow,
+            "positions": self.positions, "position": self.position, "repay": self.repay, "add": self.add,
+            "withdraw": self.withdraw, "close": self.close, "wallet": self.wallet, "history": self.history,
+            "alerts": self.alerts, "alert": self.alert, "faucet": self.faucet,
+        }
+        self.operator: dict[str, Handler] = {
+            "credit": self.credit, "debit": self.debit, "setrate": self.setrate, "book": self.book,
+        }
+        self.anywhere = {"start", "help"}
+
+    @property
+    def commands(self) -> list[str]:
+        return [*self.borrower, *self.operator]
+
+    async def prices(self) -> dict[str, Decimal]:
+        return await self.price_source.prices()
+
+    # ----------------------------------------------------------------- entry points
+
+    async def command(self, user_id: int, private: bool, name: str, args: list[str]) -> list[Reply]:
+        name = name.lower()
+        user = str(user_id)
+        handler = self.operator.get(name)
+        if handler is not None and user_id not in self.operators:
+            return [Reply(OPERATORS_ONLY)]
+        handler = handler or self.borrower.get(name)
+        if handler is None:
+            return [Reply(f"I don't know /{render.e(name)}. Send /help for the list.")]
+        if not private and name not in self.anywhere:
+            return [Reply(PRIVATE_ONLY)]
+        if name == "faucet" and not self.demo:
+            return [Reply("The faucet only runs on the demo desk.")]
+        return await self._guarded(handler(user, args))
+
+    async def text(self, user_id: int, private: bool, text: str) -> list[Reply]:
+        """Plain text: the amount a guided /borrow asked for; otherwise a pointer to /help."""
+        if not private:
+            return []
+        user = str(user_id)
+        draft = self.service.current_draft(user)
+        if draft is None or draft.loan is None or draft.collateral is None or draft.amount is not None:
+            return [Reply("Send /help to see what I can do.")]
+        try:
+            value = parse_amount(text)
+        except AmountError as exc:
+            return [Reply(f"{render.e(exc)}. How much {render.e(draft.loan)} do you want to borrow?")]
+        draft = self.service.draft(user, amount=str(value))
+        return await self._guarded(self._guide(user))
+
+    async def tap(self, user_id: int, data: str) -> TapAnswer:
+        user = str(user_id)
+        kind, _, value = data.partition(":")
+        if kind in ("c", "x"):
+            return await self._confirm_or_cancel(user_id, kind, value)
+        if kind == "bl" and value in self.loans:
+            self.service.draft(user, reset="1", loan=value)
+        elif kind == "bc" and value in self.collateral:
+            self.service.draft(user, collateral=value)
+        elif kind == "bt" and value in TARGETS:
+            draft = self.service.current_draft(user)
+            if draft is None or not (draft.loan and draft.collateral and draft.amount):
+                return TapAnswer("That choice has expired; send /borrow again.", clear_buttons=True)
+            replies = await self._guarded(self._borrow_at(user, draft.loan, Decimal(draft.amount), draft.collateral,
+                                                          Decimal(value) / 100, None))
+            return TapAnswer(replies=replies, clear_buttons=True)
+        else:
+            return TapAnswer("That button is not valid any more.", clear_buttons=True)
+        return TapAnswer(replies=await self._guarded(self._guide(user)), clear_buttons=True)
+
+    async def _confirm_or_cancel(self, user_id: int, kind: str, token: str) -> TapAnswer:
+        user = str(user_id)
+        if kind == "x":
+            o = self.service.cancel(user, token)
+            return TapAnswer(o.message, [], o.status in ("cancelled", "already", "expired"))
+        try:
+            prices: dict[str, Decimal] | None = await self.prices()
+        except PricesUnavailable:
+            prices = None
+        o = self.service.confirm(user, token, prices, operator=user_id in self.operators)
+        if o.status == "failed" and not o.message:
+            return TapAnswer("Prices are unavailable", [Reply(PRICES_DOWN)])
+        if o.status == "failed":
+            return TapAnswer("Not done", [render.refused(o.message)])
+        if o.status in ("refused", "already"):
+            return TapAnswer(o.message)
+        return TapAnswer(o.message or "Done", [render.outcome(o)], clear_buttons=True)
+
+    async def _guarded(self, work: Awaitable[list[Reply]]) -> list[Reply]:
+        try:
+            return await work
+        except Usage as exc:
+            return [render.usage(exc.message)]
+        except Rejected as exc:
+            return [render.refused(exc.message)]
+        except PricesUnavailable:
+            return [Reply(PRICES_DOWN)]
+
+    # ----------------------------------------------------------------- borrower commands
+
+    async def start(self, user: str, args: list[str]) -> list[Reply]:
+        """Welcome."""
+        return [Reply("Welcome to loandesk: borrow stablecoins or crypto against your crypto, repay any time.\n\n"
+                      + HELP)]
+
+    async def help(self, user: str, args: list[str]) -> list[Reply]:
+        """The command list."""
+        return [Reply(HELP + ("\n/faucet — demo funds once a day" if self.demo else ""))]
+
+    async def markets(self, user: str, args: list[str]) -> list[Reply]:
+        """Rates and limits."""
+        return [render.markets(self.service.catalog, {a: self.service.apr(a) for a in self.loans})]
+
+    async def borrow(self, user: str, args: list[str]) -> list[Reply]:
+        """A full /borrow previews at once; a partial one continues with buttons."""
+        b = parsing.borrow(args, self.loans, self.collateral)
+        product = "fixed" if b.term_days is not None else "flexible"
+        if b.complete and b.amount is not None and b.loan is not None:
+            if b.collateral:
+                return await self._preview(user, "borrow", {"loan": b.loan, "amount": b.amount,
+                                                            "collateral": b.collateral, "product": product,
+                                                            "term_days": b.term_days})
+            assert b.collateral_asset is not None and b.target is not None
+            return await self._borrow_at(user, b.loan, b.amount, b.collateral_asset, b.target, b.term_days)
+        if b.collateral and (b.loan is None or b.amount is None):
+            raise Usage("Say how much of which asset to borrow.", "borrow")
+        self.service.draft(user, reset="1", loan=b.loan, collateral=b.collateral_asset,
+                           amount=None if b.amount is None else str(b.amount))
+        return await self._guide(user)
+
+    async def _borrow_at(self, user: str, loan: str, amount: Decimal, coll: str, target: Decimal,
+                         term_days: int | None) -> list[Reply]:
+        qty = size_collateral(self.service, loan, amount, coll, target, await self.prices())
+        return await self._preview(user, "borrow", {"loan": loan, "amount": amount, "collateral": {coll: qty},
+                                                    "product": "fixed" if term_days else "flexible",
+                                                    "term_days": term_days})
+
+    async def _guide(self, user: str) -> list[Reply]:
+        d = self.service.current_draft(user)
+        if d is None or d.loan is None:
+            return [render.choose("What do you want to borrow?", self.loans, "bl:")]
+        if d.collateral is None:
+            options = [c for c in self.collateral if c != d.loan]
+            return [render.choose(f"Borrow {d.loan} against which collateral?", options, "bc:")]
+        if d.amount is None:
+            return [Reply(f"How much {render.e(d.loan)} do you want to borrow against {render.e(d.collateral)}? "
+                          f"Reply with the amount, e.g. 500.\n(Or in one line: /borrow 500 {render.e(d.loan)} with "
+                          f"0.01 {render.e(d.collateral)})")]
+        limit = self.service.catalog.collateral[d.collateral].initial_ltv * 100
+        options = [t for t in TARGETS if Decimal(t) <= limit]
+        rows = [[(f"{t}% LTV", f"bt:{t}") for t in options]]
+        return [Reply(f"Borrow {render.e(d.amount)} {render.e(d.loan)}: how much {render.e(d.collateral)} "
+                      "collateral? Pick a target LTV (lower is safer).", rows)]
+
+    async def _preview(self, user: str, kind: str, params: dict[str, Any], prices: bool = True) -> list[Reply]:
+        quotes = await self.prices() if prices else await self._prices_or_empty()
+        return [render.preview(self.service.preview(user, kind, params, quotes))]
+
+    async def _prices_or_empty(self) -> dict[str, Decimal]:
+        try:
+            return await self.prices()
+        except PricesUnavailable:
+            return {}
+
+    async def positions(self, user: str, args: list[str]) -> list[Reply]:
+        """Every open loan."""
+        return [render.positions(self.service.positions(user, await self.prices()))]
+
+    async def position(self, user: str, args: list[str]) -> list[Reply]:
+        """One loan."""
+        parsing.need(args, 1, "position", "the position number")
+        pid = parsing.position_id(args[0], "position")
+        return [render.position(self.service.position(user, pid, await self.prices()))]
+
+    async def repay(self, user: str, args: list[str]) -> list[Reply]:
+        """/repay <id> <amount|all> [with collateral]."""
+        parsing.need(args, 2, "repay", "the position number and the amount")
+        pid = parsing.position_id(args[0], "repay")
+        amount = None if args[1].lower() == "all" else parsing.amount(args[1], "repay")
+        rest = [a.lower() for a in args[2:]]
+        if rest not in ([], ["with", "collateral"]):
+            raise Usage(f"I did not understand '{' '.join(args[2:])}'.", "repay")
+        if rest:
+            return await self._preview(user, "repay_collateral", {"pid": pid, "amount": amount})
+        return await self._preview(user, "repay", {"pid": pid, "amount": amount}, prices=False)
+
+    async def add(self, user: str, args: list[str]) -> list[Reply]:
+        """/add <id> <amount> [ASSET]."""
+        return await self._collateral_move(user, args, "add")
+
+    async def withdraw(self, user: str, args: list[str]) -> list[Reply]:
+        """/withdraw <id> <amount> [ASSET]."""
+        return await self._collateral_move(user, args, "withdraw")
+
+    async def _collateral_move(self, user: str, args: list[str], kind: str) -> list[Reply]:
+        parsing.need(args, 2, kind, "the position number and the amount")
+        if len(args) > 3:
+            raise Usage(f"I did not understand '{' '.join(args[3:])}'.", kind)
+        pid = parsing.position_id(args[0], kind)
+        amount = parsing.amount(args[1], kind)
+        asset = parsing.asset(args[2], self.collateral, kind, "collateral asset") if len(args) == 3 else None
+        return await self._preview(user, kind, {"pid": pid, "amount": amount, "asset": asset})
+
+    async def close(self, user: str, args: list[str]) -> list[Reply]:
+        """/close <id>: repay everything from Spot."""
+        parsing.need(args, 1, "close", "the position number")
+        return await self._preview(user, "close", {"pid": parsing.position_id(args[0], "close")}, prices=False)
+
+    async def wallet(self, user: str, args: list[str]) -> list[Reply]:
+        """Spot and Earn balances."""
+        return [render.wallet(self.service.wallet(user))]
+
+    async def history(self, user: str, args: list[str]) -> list[Reply]:
+        """/history [id]."""
+        pid = parsing.position_id(args[0], "history") if args else None
+        return [render.history(self.service.history(user, pid))]
+
+    async def alerts(self, user: str, args: list[str]) -> list[Reply]:
+        """The borrower's warning level."""
+        return [render.alerts(*self.service.alerts(user))]
+
+    async def alert(self, user: str, args: list[str]) -> list[Reply]:
+        """/alert ltv <pct>."""
+        if not args or args[0].lower() != "ltv":
+            raise Usage("Only the LTV warning level can be set here.", "alert")
+        parsing.need(args, 2, "alert", "the level")
+        level = self.service.set_alert_ltv(user, parsing.percent(args[1], "alert"))
+        return [Reply(f"Done. You will be warned when a position's LTV reaches {render.ltv_text(level)}.")]
+
+    async def faucet(self, user: str, args: list[str]) -> list[Reply]:
+        """Demo funds."""
+        got = self.service.faucet(user)
+        return [Reply("Demo funds credited to your Spot wallet: "
+                      + ", ".join(f"{render.amt(v)} {render.e(a)}" for a, v in got.items()))]
+
+    # ----------------------------------------------------------------- operator commands
+
+    async def credit(self, user: str, args: list[str]) -> list[Reply]:
+        """/credit <user_id> <amount> <ASSET>."""
+        return await self._funds(user, args, "credit")
+
+    async def debit(self, user: str, args: list[str]) -> list[Reply]:
+        """/debit <user_id> <amount> <ASSET>."""
+        return await self._funds(user, args, "debit")
+
+    async def _funds(self, user: str, args: list[str], kind: str) -> list[Reply]:
+        parsing.need(args, 3, kind, "the user id, the amount and the asset")
+        if len(args) > 3:
+            raise Usage(f"I did not understand '{' '.join(args[3:])}'.", kind)
+        if not args[0].isdigit():
+            raise Usage(f"'{args[0]}' is not a Telegram user id.", kind)
+        amount = parsing.amount(args[1], kind)
+        asset = parsing.asset(args[2], self.service.catalog.assets, kind)
+        return await self._preview(user, kind, {"user": str(int(args[0])), "amount": amount, "asset": asset},
+                                   prices=False)
+
+    async def setrate(self, user: str, args: list[str]) -> list[Reply]:
+        """/setrate <ASSET> <apr%>."""
+        parsing.need(args, 2, "setrate", "the asset and the APR")
+        asset = parsing.asset(args[0], self.loans, "setrate", "loan asset")
+        return await self._preview(user, "setrate", {"asset": asset, "apr": parsing.percent(args[1], "setrate")},
+                                   prices=False)
+
+    async def book(self, user: str, args: list[str]) -> list[Reply]:
+        """The whole book by LTV."""
+        return [render.book(self.service.book(await self._prices_or_empty()))]

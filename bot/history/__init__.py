@@ -1,0 +1,1 @@
+"""Real crash price histories shipped with loandesk for backtests (see README.md and events.py)."""

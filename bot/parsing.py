@@ -1,0 +1,148 @@
+"""Reading command arguments typed in chat (SPEC §8) into values the services take.
+
+Amounts go through ``domain.money.parse_amount`` (the one amount parser); assets are case-insensitive and
+checked against the catalog; ``<id>`` is ``12`` or ``#12``. Anything else raises ``Usage`` with a short,
+specific sentence and the right syntax — nothing has been changed when it is raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from domain.money import AmountError, parse_amount
+
+USAGE = {
+    "borrow": "/borrow 500 USDT with 0.01 BTC  or  /borrow 500 USDT with BTC at 50%",
+    "position": "/position 12",
+    "repay": "/repay 12 100  or  /repay 12 all  or  /repay 12 all with collateral",
+    "add": "/add 12 0.1  or  /add 12 0.1 BTC",
+    "withdraw": "/withdraw 12 0.1  or  /withdraw 12 0.1 BTC",
+    "close": "/close 12",
+    "history": "/history  or  /history 12",
+    "alert": "/alert ltv 75%",
+    "credit": "/credit 123456789 2 BTC",
+    "debit": "/debit 123456789 2 BTC",
+    "setrate": "/setrate USDT 6.5%",
+}
+
+_ID = re.compile(r"^#?(\d{1,9})$")
+_PCT = re.compile(r"^(\d{1,3}(?:\.\d{1,4})?)%?$")
+_TERM = re.compile(r"^(\d{1,3})d$", re.IGNORECASE)
+
+
+class Usage(ValueError):
+    """Input that cannot be read. ``message`` is for the person and names the right syntax."""
+
+    def __init__(self, problem: str, command: str | None = None) -> None:
+        text = problem if command is None else f"{problem}\nWrite it like: {USAGE[command]}"
+        super().__init__(text)
+        self.message = text
+
+
+def position_id(text: str, command: str) -> int:
+    m = _ID.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise Usage(f"'{text}' is not a position number.", command)
+    return int(m.group(1))
+
+
+def amount(text: str, command: str) -> Decimal:
+    try:
+        return parse_amount(text)
+    except AmountError as exc:
+        raise Usage(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", command) from None
+
+
+def asset(text: str, known: Collection[str], command: str, role: str = "asset") -> str:
+    symbol = text.strip().upper()
+    if symbol not in known:
+        raise Usage(f"{text} is not a {role} of this desk (known: {', '.join(sorted(known))}).", command)
+    return symbol
+
+
+def percent(text: str, command: str) -> Decimal:
+    """``50%`` or ``50`` → ``0.5``."""
+    m = _PCT.match(text.strip())
+    if not m:
+        raise Usage(f"'{text}' is not a percentage.", command)
+    return Decimal(m.group(1)) / 100
+
+
+def need(args: Sequence[str], count: int, command: str, what: str) -> None:
+    if len(args) < count:
+        raise Usage(f"Missing {what}.", command)
+
+
+@dataclass
+class BorrowArgs:
+    """A possibly partial ``/borrow``: what is missing is asked for with buttons."""
+
+    amount: Decimal | None = None
+    loan: str | None = None
+    collateral: dict[str, Decimal] = field(default_factory=dict)
+    collateral_asset: str | None = None  # ``with BTC`` (sized by ``target`` or asked for)
+    target: Decimal | None = None  # ``at 50%``
+    term_days: int | None = None  # ``fixed 30d``
+
+    @property
+    def complete(self) -> bool:
+        return (self.amount is not None and self.loan is not None
+                and (bool(self.collateral) or (self.collateral_asset is not None and self.target is not None)))
+
+
+def _looks_numeric(token: str) -> bool:
+    return bool(token) and (token[0].isdigit() or token[0] in "-+.,")
+
+
+def borrow(args: Sequence[str], loans: Collection[str], collateral: Collection[str]) -> BorrowArgs:
+    """``[AMOUNT] [LOAN] [with AMOUNT ASSET (and AMOUNT ASSET)* | with ASSET [at PCT%]] [fixed Nd]``."""
+    out = BorrowArgs()
+    toks = list(args)
+    i = 0
+    if i < len(toks) and _looks_numeric(toks[i]):
+        out.amount = amount(toks[i], "borrow")
+        i += 1
+    if i < len(toks) and toks[i].lower() not in ("with", "fixed"):
+        out.loan = asset(toks[i], loans, "borrow", "loan asset")
+        i += 1
+    if i < len(toks) and toks[i].lower() == "with":
+        i += 1
+        if i >= len(toks):
+            raise Usage("Missing the collateral after 'with'.", "borrow")
+        while True:
+            if i < len(toks) and _looks_numeric(toks[i]):
+                qty = amount(toks[i], "borrow")
+                if i + 1 >= len(toks):
+                    raise Usage(f"Missing the collateral asset after {toks[i]}.", "borrow")
+                sym = asset(toks[i + 1], collateral, "borrow", "collateral asset")
+                if sym in out.collateral:
+                    raise Usage(f"{sym} is named twice.", "borrow")
+                out.collateral[sym] = qty
+                i += 2
+            elif i < len(toks) and not out.collateral:
+                out.collateral_asset = asset(toks[i], collateral, "borrow", "collateral asset")
+                i += 1
+                if i < len(toks) and toks[i].lower() == "at":
+                    if i + 1 >= len(toks):
+                        raise Usage("Missing the target LTV after 'at'.", "borrow")
+                    out.target = percent(toks[i + 1], "borrow")
+                    i += 2
+                break
+            else:
+                raise Usage("Missing the collateral after 'and'.", "borrow")
+            if i < len(toks) and toks[i].lower() == "and":
+                i += 1
+                continue
+            break
+    if i < len(toks) and toks[i].lower() == "fixed":
+        m = _TERM.match(toks[i + 1]) if i + 1 < len(toks) else None
+        if not m:
+            raise Usage("A fixed loan needs its term, like 'fixed 30d'.", "borrow")
+        out.term_days = int(m.group(1))
+        i += 2
+    if i < len(toks):
+        raise Usage(f"I did not understand '{' '.join(toks[i:])}'.", "borrow")
+    return out

@@ -1,0 +1,213 @@
+"""The bot's persistence: the storage unit of work plus the bot's own tables, in one transaction.
+
+``StateStore.unit_of_work()`` opens ``storage.uow.UnitOfWork`` (the domain's ``SqlBook`` and the outbox) and
+adds ``BotTables`` on the same session: previews with their one-time tokens, guided-borrow drafts, processed
+update keys and faucet days. A confirmation consumes its token in the same commit as the action it
+confirms, so the two happen together or not at all. Leaving without ``commit()`` rolls everything back.
+
+The bot tables are created here (``create_all``) beside the storage migrations; they are the bot's own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, delete, func, insert, select, update
+
+from domain.actions import CollateralQuote
+from domain.book import Book
+from domain.events import Event
+from storage.engine import make_engine, migrate
+from storage.mapping import event_from
+from storage.tables import outbox
+from storage.uow import UnitOfWork as StorageUnitOfWork
+
+SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
+
+metadata = MetaData()
+previews = Table("bot_previews", metadata,
+                 Column("token", String(32), primary_key=True), Column("owner", String(64), nullable=False),
+                 Column("kind", String(32), nullable=False), Column("params", Text, nullable=False),
+                 Column("created", String(40), nullable=False), Column("expires", String(40), nullable=False),
+                 Column("state", String(16), nullable=False))
+drafts = Table("bot_drafts", metadata, Column("owner", String(64), primary_key=True),
+               Column("loan", String(32)), Column("collateral", String(32)), Column("amount", String(64)))
+seen = Table("bot_seen", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+             Column("key", String(96), nullable=False, unique=True))
+faucet = Table("bot_faucet", metadata, Column("owner", String(64), primary_key=True),
+               Column("day", String(10), nullable=False))
+
+
+@dataclass
+class Preview:
+    """A shown, not yet confirmed action; ``params`` hold Decimals, ints, strings and a quote."""
+
+    token: str
+    owner: str
+    kind: str
+    params: dict[str, Any]
+    created: datetime
+    expires: datetime
+    state: str = "pending"  # pending | done | cancelled
+
+
+@dataclass
+class Draft:
+    """A guided ``/borrow`` in progress: what the borrower has chosen so far."""
+
+    loan: str | None = None
+    collateral: str | None = None
+    amount: str | None = None
+
+
+class BotTables:
+    """The bot's rows, read and written on the unit of work's session."""
+
+    def __init__(self, uow: StorageUnitOfWork) -> None:
+        self._uow = uow
+
+    def _db(self) -> Any:
+        return self._uow.session.connection()
+
+    def preview(self, token: str) -> Preview | None:
+        r = self._db().execute(select(previews).where(previews.c.token == token)).mappings().first()
+        if r is None:
+            return None
+        return Preview(r["token"], r["owner"], r["kind"], _load(r["params"]), datetime.fromisoformat(r["created"]),
+                       datetime.fromisoformat(r["expires"]), r["state"])
+
+    def add_preview(self, p: Preview) -> None:
+        self._db().execute(insert(previews).values(
+            token=p.token, owner=p.owner, kind=p.kind, params=_dump(p.params), created=p.created.isoformat(),
+            expires=p.expires.isoformat(), state=p.state))
+
+    def set_preview_state(self, token: str, state: str) -> None:
+        self._db().execute(update(previews).where(previews.c.token == token).values(state=state))
+
+    def draft(self, owner: str) -> Draft | None:
+        r = self._db().execute(select(drafts).where(drafts.c.owner == owner)).mappings().first()
+        return None if r is None else Draft(r["loan"], r["collateral"], r["amount"])
+
+    def save_draft(self, owner: str, d: Draft | None) -> None:
+        self._db().execute(delete(drafts).where(drafts.c.owner == owner))
+        if d is not None:
+            self._db().execute(insert(drafts).values(owner=owner, **asdict(d)))
+
+    def mark_seen(self, key: str) -> bool:
+        """Remember ``key``; False when it was seen before (a redelivered update or callback)."""
+        db = self._db()
+        if db.execute(select(seen.c.id).where(seen.c.key == key)).first() is not None:
+            return False
+        db.execute(insert(seen).values(key=key))
+        newest = db.execute(select(func.max(seen.c.id))).scalar_one()
+        db.execute(delete(seen).where(seen.c.id <= newest - SEEN_LIMIT))
+        return True
+
+    def faucet_day(self, owner: str) -> str | None:
+        day = self._db().execute(select(faucet.c.day).where(faucet.c.owner == owner)).scalar_one_or_none()
+        return None if day is None else str(day)
+
+    def set_faucet_day(self, owner: str, day: str) -> None:
+        self._db().execute(delete(faucet).where(faucet.c.owner == owner))
+        self._db().execute(insert(faucet).values(owner=owner, day=day))
+
+    def events(self, owner: str, pid: int | None, limit: int = 30) -> list[Event]:
+        q = select(outbox).where(outbox.c.account == owner)
+        if pid is not None:
+            q = q.where(outbox.c.position == pid)
+        rows = self._db().execute(q.order_by(outbox.c.id.desc()).limit(limit)).mappings().all()
+        return [event_from(r) for r in reversed(rows)]
+
+
+class UnitOfWork(StorageUnitOfWork):
+    """The storage unit of work with the bot's tables alongside (``uow.bot``)."""
+
+    bot: BotTables
+
+    def __enter__(self) -> UnitOfWork:
+        super().__enter__()
+        self.bot = BotTables(self)
+        return self
+
+    @property
+    def domain_book(self) -> Book:
+        """The book as the domain's ``Book`` port (bridged while storage catches up with VIP term sheets)."""
+        if hasattr(self.book, "term_sheets"):
+            return cast(Book, self.book)
+        return cast(Book, _NoTermSheets(self.book))
+
+
+class _NoTermSheets:
+    """Bridges a ``SqlBook`` without VIP term-sheet tables: there are no sheets, and none can be saved.
+
+    The chat offers no VIP command yet, so no sheet can exist; saving one fails loudly rather than vanish.
+    """
+
+    def __init__(self, book: Any) -> None:
+        self._book = book
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._book, name)
+
+    def term_sheets(self, owner: str | None = None) -> list[Any]:
+        return []
+
+    def term_sheet(self, owner: str, version: int | None = None) -> None:
+        return None
+
+    def save_term_sheet(self, sheet: Any) -> None:
+        raise RuntimeError("VIP term sheets cannot be stored by this storage version")
+
+
+class StateStore:
+    """The database: migrated storage tables plus the bot's tables."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = make_engine(url)
+        migrate(self.engine)
+        metadata.create_all(self.engine)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# ----------------------------------------------------------------- params as JSON (Decimals as strings)
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$d": str(value)}
+    if isinstance(value, datetime):
+        return {"$t": value.isoformat()}
+    if isinstance(value, CollateralQuote):
+        return {"$q": {k: _encode(v) for k, v in asdict(value).items()}}
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$d" in value:
+            return Decimal(value["$d"])
+        if "$t" in value:
+            return datetime.fromisoformat(value["$t"])
+        if "$q" in value:
+            return CollateralQuote(**{k: _decode(v) for k, v in value["$q"].items()})
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def _dump(params: dict[str, Any]) -> str:
+    return json.dumps(_encode(params))
+
+
+def _load(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = _decode(json.loads(text))
+    return loaded
