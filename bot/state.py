@@ -5,7 +5,7 @@ adds ``BotTables`` on the same session: previews with their one-time tokens, gui
 update keys and faucet days. A confirmation consumes its token in the same commit as the action it
 confirms, so the two happen together or not at all. Leaving without ``commit()`` rolls everything back.
 
-The bot tables are created here (``create_all``) beside the storage migrations; they are the bot's own.
+The bot tables are defined in ``storage.tables`` and created by the storage migrations; they are the bot's own.
 """
 
 from __future__ import annotations
@@ -16,31 +16,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from domain.actions import CollateralQuote
 from domain.book import Book
 from domain.events import Event
 from storage.engine import make_engine, migrate
 from storage.mapping import event_from
+from storage.tables import bot_drafts as drafts
+from storage.tables import bot_faucet as faucet
+from storage.tables import bot_previews as previews
+from storage.tables import bot_seen as seen
 from storage.tables import outbox
 from storage.uow import UnitOfWork as StorageUnitOfWork
 
 SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
-
-metadata = MetaData()
-previews = Table("bot_previews", metadata,
-                 Column("token", String(32), primary_key=True), Column("owner", String(64), nullable=False),
-                 Column("kind", String(32), nullable=False), Column("params", Text, nullable=False),
-                 Column("created", String(40), nullable=False), Column("expires", String(40), nullable=False),
-                 Column("state", String(16), nullable=False))
-drafts = Table("bot_drafts", metadata, Column("owner", String(64), primary_key=True),
-               Column("loan", String(32)), Column("collateral", String(32)), Column("amount", String(64)))
-seen = Table("bot_seen", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
-             Column("key", String(96), nullable=False, unique=True))
-faucet = Table("bot_faucet", metadata, Column("owner", String(64), primary_key=True),
-               Column("day", String(10), nullable=False))
-
 
 @dataclass
 class Preview:
@@ -169,7 +159,6 @@ class StateStore:
     def __init__(self, url: str) -> None:
         self.engine: Engine = make_engine(url)
         migrate(self.engine)
-        metadata.create_all(self.engine)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

@@ -194,6 +194,57 @@ class CounterRow(SQLModel, table=True):
     value: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class BotPreviewRow(SQLModel, table=True):
+    """A preview shown in chat with its one-time confirmation token (owned by ``bot.state``)."""
+
+    __tablename__ = "bot_previews"
+    token: str = Field(sa_column=Column(String(32), primary_key=True))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    kind: str = Field(sa_column=Column(String(32), nullable=False))
+    params: str = Field(sa_column=Column(Text, nullable=False))
+    created: str = Field(sa_column=Column(String(40), nullable=False))
+    expires: str = Field(sa_column=Column(String(40), nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+
+
+class BotDraftRow(SQLModel, table=True):
+    """A guided ``/borrow`` in progress."""
+
+    __tablename__ = "bot_drafts"
+    owner: str = Field(sa_column=Column(String(64), primary_key=True))
+    loan: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    collateral: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    amount: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class BotSeenRow(SQLModel, table=True):
+    """Keys of processed updates (a redelivered update is recognised and ignored)."""
+
+    __tablename__ = "bot_seen"
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    key: str = Field(sa_column=Column(String(96), nullable=False, unique=True))
+
+
+class BotFaucetRow(SQLModel, table=True):
+    """The last UTC day each demo user took from the faucet."""
+
+    __tablename__ = "bot_faucet"
+    owner: str = Field(sa_column=Column(String(64), primary_key=True))
+    day: str = Field(sa_column=Column(String(10), nullable=False))
+
+
+class PriceTickRow(SQLModel, table=True):
+    """An accepted exchange price (quote asset USDT), kept for charts and the price guard."""
+
+    __tablename__ = "price_ticks"
+    __table_args__ = (Index("ix_price_ticks_asset_at", "asset", "at"),)
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    asset: str = Field(sa_column=Column(String(16), nullable=False))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    price: Decimal = Field(sa_column=Column(Money, nullable=False))
+    source: str = Field(default="", sa_column=Column(String(32), nullable=False))
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -210,6 +261,12 @@ holdings = _table("holdings")
 term_sheets = _table("term_sheets")
 outbox = _table("outbox")
 counters = _table("counters")
+bot_previews = _table("bot_previews")
+bot_drafts = _table("bot_drafts")
+bot_seen = _table("bot_seen")
+bot_faucet = _table("bot_faucet")
+price_ticks = _table("price_ticks")
 
 TABLES: tuple[Table, ...] = (journal_entries, postings, balances, earn_shares, accounts, markets, rate_points,
-                             positions, holdings, term_sheets, outbox, counters)
+                             positions, holdings, term_sheets, outbox, counters, bot_previews, bot_drafts,
+                             bot_seen, bot_faucet, price_ticks)
