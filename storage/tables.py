@@ -245,6 +245,97 @@ class PriceTickRow(SQLModel, table=True):
     source: str = Field(default="", sa_column=Column(String(32), nullable=False))
 
 
+class ChatRow(SQLModel, table=True):
+    """A chat the bot can push to: a borrower's private chat or a group. ``active`` goes false on 403
+    (blocked or kicked); ``migrated_to`` records a group that became a supergroup."""
+
+    __tablename__ = "chats"
+    chat_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    title: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
+    active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    monitoring: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    desk_channel: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    migrated_to: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class GroupShareRow(SQLModel, table=True):
+    """A member lets a monitoring group see one position (``position_id``) or all of theirs (NULL)."""
+
+    __tablename__ = "group_shares"
+    __table_args__ = (Index("ix_group_shares_owner", "owner"),
+                      Index("uq_group_shares", "chat_id", "owner", "position_id", unique=True))
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    position_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One push of one outbox event to one chat: pending until Telegram accepts it, retried on failure."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("uq_deliveries_event_chat", "outbox_id", "chat_id", unique=True),
+                      Index("ix_deliveries_due", "status", "urgency", "next_attempt_at"))
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    outbox_id: int = Field(sa_column=Column(BigId, nullable=False))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    urgency: int = Field(sa_column=Column(Integer, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))  # pending | sent | dropped
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
+
+
+class SchedulerLockRow(SQLModel, table=True):
+    """Leadership of the scheduler: one process per database acts, renewing ``expires_at``."""
+
+    __tablename__ = "scheduler_lock"
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    holder: str = Field(sa_column=Column(String(128), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class ProtectionRow(SQLModel, table=True):
+    """A borrower's auto-protection: at ``trigger`` LTV top up or repay back to ``target``, a few times a day."""
+
+    __tablename__ = "protection_rules"
+    position_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    trigger: Decimal = Field(sa_column=Column(Money, nullable=False))
+    target: Decimal = Field(sa_column=Column(Money, nullable=False))
+    mode: str = Field(sa_column=Column(String(8), nullable=False))  # topup | repay
+    daily_limit: int = Field(sa_column=Column(Integer, nullable=False))
+    used_day: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+    used_count: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class PriceAlertRow(SQLModel, table=True):
+    """Warn when the collateral price comes within ``distance`` (a fraction) of the margin-call price."""
+
+    __tablename__ = "price_alerts"
+    position_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    distance: Decimal = Field(sa_column=Column(Money, nullable=False))
+    armed: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+
+
+class AccountPrefsRow(SQLModel, table=True):
+    """Opt-in pushes: rate changes of the assets one borrows, and a daily digest at ``digest_hour`` UTC."""
+
+    __tablename__ = "account_prefs"
+    owner: str = Field(sa_column=Column(String(64), primary_key=True))
+    rate_changes: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    daily_digest: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    digest_hour: int = Field(default=8, sa_column=Column(Integer, nullable=False))
+    last_digest_day: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -266,7 +357,15 @@ bot_drafts = _table("bot_drafts")
 bot_seen = _table("bot_seen")
 bot_faucet = _table("bot_faucet")
 price_ticks = _table("price_ticks")
+chats = _table("chats")
+group_shares = _table("group_shares")
+deliveries = _table("deliveries")
+scheduler_lock = _table("scheduler_lock")
+protection_rules = _table("protection_rules")
+price_alerts = _table("price_alerts")
+account_prefs = _table("account_prefs")
 
 TABLES: tuple[Table, ...] = (journal_entries, postings, balances, earn_shares, accounts, markets, rate_points,
                              positions, holdings, term_sheets, outbox, counters, bot_previews, bot_drafts,
-                             bot_seen, bot_faucet, price_ticks)
+                             bot_seen, bot_faucet, price_ticks, chats, group_shares, deliveries, scheduler_lock,
+                             protection_rules, price_alerts, account_prefs)
