@@ -75,10 +75,13 @@ class MemoryBook:
         return self.balances.get((account, asset), ZERO)
 
     def post(self, entry: Entry) -> None:
+        after: dict[tuple[str, str], Decimal] = {}
         for p in entry.postings:
-            self.balances[(p.account, p.asset)] += p.amount
-            if is_customer_account(p.account) and self.balances[(p.account, p.asset)] < 0:
+            key = (p.account, p.asset)
+            after[key] = after.get(key, self.balance(*key)) + p.amount
+            if is_customer_account(p.account) and after[key] < 0:
                 raise AssertionError(f"{p.account} {p.asset} would go negative in {entry.kind}")
+        self.balances.update(after)  # all or nothing, like a database transaction
         self.journal.append(entry)
 
     def earn_shares(self, owner: str, asset: str) -> Decimal:

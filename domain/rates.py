@@ -8,6 +8,7 @@ never from counting scheduler runs.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -60,13 +61,8 @@ class MarketState:
 
     def apr_at(self, t: datetime) -> Decimal:
         """The flexible APR in force at instant ``t`` (the latest point effective at or before it)."""
-        apr = ZERO
-        for point in self.rates:
-            if point.effective_from <= t:
-                apr = point.apr
-            else:
-                break
-        return apr
+        i = bisect.bisect_right(self.rates, t, key=lambda point: point.effective_from)
+        return self.rates[i - 1].apr if i else ZERO
 
     @property
     def current_apr(self) -> Decimal:

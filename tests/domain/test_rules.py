@@ -205,3 +205,28 @@ def test_collateral_sized_to_a_target_ltv() -> None:
 def test_malformed_scenarios_are_refused_with_a_clear_error(scenario: dict, message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         simulate(scenario, load_catalog())
+
+
+def test_a_refused_ledger_entry_changes_no_balance() -> None:
+    from domain.ledger import EntryBuilder
+
+    book = MemoryBook()
+    desk = Desk(load_catalog(), book)
+    desk.deposit("ann", "BTC", Decimal(1), T0)
+    before = dict(book.balances)
+    entry = (EntryBuilder(T0, "test").move("BTC", Decimal("0.5"), "desk:cash", "spot:ann")
+             .move("BTC", Decimal(2), "spot:ann", "desk:cash").build())
+    with pytest.raises(AssertionError):
+        book.post(entry)
+    assert dict(book.balances) == before
+
+
+def test_the_rate_in_force_is_the_latest_point_at_or_before_the_instant() -> None:
+    from domain.rates import MarketState, RatePoint
+
+    state = MarketState("USDT", rates=[RatePoint(T0, Decimal("0.1")), RatePoint(T0 + timedelta(hours=2),
+                                                                                 Decimal("0.2"))])
+    assert state.apr_at(T0 - timedelta(seconds=1)) == 0
+    assert state.apr_at(T0) == Decimal("0.1")
+    assert state.apr_at(T0 + timedelta(hours=1, minutes=59)) == Decimal("0.1")
+    assert state.apr_at(T0 + timedelta(hours=2)) == Decimal("0.2")
