@@ -25,9 +25,13 @@ from domain.events import Event
 from domain.markets import QUOTE, Catalog, CatalogError
 from domain.money import AmountError, fmt, fmt_ratio, round_down, round_up, to_decimal
 from domain.positions import Position, Product, Source, Status
+from domain.priceguard import PriceGuard
 from domain.rates import next_hour
 from domain.sweep import sweep
 from domain.termsheet import TermSheet
+
+
+_TICK = timedelta(microseconds=1)
 
 
 class ScenarioError(ValueError):
@@ -65,6 +69,7 @@ class PriceSeries:
 
     times: list[datetime] = field(default_factory=list)
     values: list[Decimal] = field(default_factory=list)
+    constant: bool = False
 
     def at(self, t: datetime) -> Decimal | None:
         i = bisect.bisect_right(self.times, t)
@@ -81,7 +86,7 @@ def load_prices(spec: Mapping[str, Any], resolve: Callable[[str], Path]) -> dict
         s = PriceSeries()
         where = f"prices.{asset}"
         if isinstance(value, (str, int)) and not isinstance(value, bool):
-            s.times, s.values = [datetime.min.replace(tzinfo=UTC)], [_dec(value, where)]
+            s.times, s.values, s.constant = [datetime.min.replace(tzinfo=UTC)], [_dec(value, where)], True
         elif isinstance(value, list):
             points = []
             for i, point in enumerate(value):
@@ -144,6 +149,11 @@ class Simulation:
         self.prices = load_prices(scenario.get("prices") or {}, self._resolve)
         self.accounts = scenario.get("accounts") or {}
         self.steps = list(scenario.get("steps") or [])
+        guard = scenario.get("price_guard", False)
+        if not isinstance(guard, bool):
+            raise ScenarioError("price_guard must be true or false")
+        self.guard = PriceGuard(timedelta(seconds=self.catalog.desk.price_max_age_seconds),
+                                self.catalog.desk.price_jump) if guard else None
         self.book = MemoryBook()
         self.desk = Desk(self.catalog, self.book)
         self.names: dict[int, str] = {}
@@ -181,9 +191,10 @@ class Simulation:
         while True:
             prices = self._prices_at(t)
             self.desk.accrue(t)
-            fixed.process_fixed(self.desk, prices, t)
+            confirmed = self._confirmed(t, prices)
+            fixed.process_fixed(self.desk, prices, t, confirmed)
             self._collect()
-            sweep(self.desk, prices, t)
+            sweep(self.desk, prices, t, confirmed)
             self._collect()
             while k < len(pending) and pending[k][0] == t:
                 self._step(pending[k][1], t, prices)
@@ -218,6 +229,15 @@ class Simulation:
                 candidates.append(deadline)
         n = min(c for c in candidates if c > t)
         return n if n <= self.end else None
+
+    def _confirmed(self, t: datetime, prices: dict[str, Decimal]) -> dict[str, Decimal]:
+        """Prices that may liquidate: all of them, or with ``price_guard`` only fresh, confirmed ones."""
+        if self.guard is None:
+            return prices
+        for asset, s in self.prices.items():
+            if asset in prices and (s.constant or s.next_after(t - _TICK) == t):
+                self.guard.observe(asset, prices[asset], t)  # a price point is one poll of the exchange
+        return {QUOTE: Decimal(1), **self.guard.confirmed(t)}
 
     def _prices_at(self, t: datetime) -> dict[str, Decimal]:
         out = {QUOTE: Decimal(1)}

@@ -165,3 +165,33 @@ def test_march_2020_replay_liquidates_at_the_hour_a_hand_computation_gives() -> 
     assert liq["collateral_sold"] == {"BTC": str(sold)}
     assert liq["fee"] == {"BTC": str(up(sold * Decimal("0.02")))}
     assert r["ledger_balanced"]
+
+
+def test_price_guard_a_one_poll_wick_never_liquidates_a_confirmed_move_does() -> None:
+    r = run("flex_price_guard_wick")
+    # 00:10 a single print at 32,000 (−36%): the newest price may warn (margin call at 93.75%) but a move of
+    # more than 15% must be seen twice before it liquidates; at 00:10:10 the price is back.
+    assert [(e["at"], e["type"]) for e in r["events"] if e["type"] != "borrowed"] == [
+        ("2026-01-01T00:10:00Z", "margin_call"), ("2026-01-01T00:10:10Z", "margin_call_cleared"),
+        ("2026-01-01T00:30:00Z", "liquidated")]
+    # 00:20 at 40,000 (−20%) is a first sighting; 00:30 at 32,000 is the same move seen again: accepted.
+    (liq,) = events(r, "liquidated")
+    assert liq["collateral_sold"] == {"BTC": "0.9375"} and liq["fee"] == {"BTC": "0.01875"}
+
+
+def test_price_guard_stale_prices_never_liquidate() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from domain.priceguard import PriceGuard
+
+    guard = PriceGuard(timedelta(seconds=60), Decimal("0.15"))
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    assert guard.observe("BTC", Decimal(50000), t)
+    assert guard.confirmed(t + timedelta(seconds=60)) == {"BTC": Decimal(50000)}
+    assert guard.confirmed(t + timedelta(seconds=61)) == {}
+    assert not guard.observe("BTC", Decimal(40000), t + timedelta(seconds=70))  # −20%: seen once
+    assert guard.confirmed(t + timedelta(seconds=70)) == {}  # the old price is stale, the new one unconfirmed
+    assert not guard.observe("BTC", Decimal(60000), t + timedelta(seconds=80))  # +20%: the other side
+    assert guard.observe("BTC", Decimal(61000), t + timedelta(seconds=90))  # seen again on the same side
+    # a second source that agrees confirms a jump at once
+    assert guard.observe("BTC", Decimal(30000), t + timedelta(seconds=95), second_source=Decimal(30010))
