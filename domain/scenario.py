@@ -30,7 +30,6 @@ from domain.rates import next_hour
 from domain.sweep import sweep
 from domain.termsheet import TermSheet
 
-
 _TICK = timedelta(microseconds=1)
 
 
