@@ -21,7 +21,7 @@ from domain.markets import Thresholds
 from domain.money import ONE, ZERO, exact, fmt, fmt_ratio, round_down, round_up
 from domain.moves import add_debt, pledge, reduce_debt, take, unpledge
 from domain.positions import Position, Product, Source, Status
-from domain.rates import HOURS_PER_YEAR, next_hour
+from domain.rates import HOURS_PER_YEAR, MarketState, next_hour
 from domain.risk import Lot, collateral_to_reach, ltv, price_at_ltv
 
 
@@ -83,26 +83,11 @@ def preview_borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime
     if coll_asset not in cat.collateral:
         raise Rejected("unknown_collateral_asset", f"{coll_asset} is not accepted as collateral "
                                                    f"(accepted: {', '.join(cat.collateral)})")
-    desk.check_amount(req.loan_asset, req.amount)
     if coll_amount != 0:
         desk.check_amount(coll_asset, coll_amount)
-    if req.amount < loan.min_borrow:
-        raise Rejected("below_minimum", f"the smallest {req.loan_asset} loan is {fmt(loan.min_borrow)}")
-    if req.amount > loan.max_borrow:
-        raise Rejected("above_maximum", f"the largest {req.loan_asset} order is {fmt(loan.max_borrow)}")
-    desk.accrue(now)
-    state = desk.market(req.loan_asset, now)
-    if state.borrowed() + req.amount > loan.lending_cap:
-        room = max(loan.lending_cap - state.borrowed(), ZERO)
-        raise Rejected("lending_cap", f"the desk can lend at most {fmt(room.quantize(ONE))} more "
-                                      f"{req.loan_asset} right now")
+    state = check_order(desk, req.loan_asset, req.amount, now)
     existing = desk.book.find_flexible(req.owner, req.loan_asset, coll_asset)
-    pledged = sum((desk.holding_amount(coll_asset, p.collateral[coll_asset], now)
-                   for p in desk.book.positions_of(req.owner) if p.active and coll_asset in p.collateral), ZERO)
-    cap = cat.collateral[coll_asset].max_per_account
-    if pledged + coll_amount > cap:
-        raise Rejected("collateral_cap", f"at most {fmt(cap)} {coll_asset} may be pledged per account "
-                                         f"({fmt(pledged)} already is)")
+    check_collateral_cap(desk, req.owner, coll_asset, coll_amount, now)
     _check_wallet(desk, req.owner, coll_asset, coll_amount, req.source, now)
     debt = (desk.debt(existing, now) if existing else ZERO) + req.amount
     amounts = desk.collateral_amounts(existing, now) if existing else {}
@@ -123,6 +108,39 @@ def preview_borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime
                          price_at_ltv(debt, loan_price, lots, coll_asset, th.liquidation), apr,
                          exact(hourly), exact(daily), req.amount, next_hour(now),
                          existing.id if existing else None, debt, amounts)
+
+
+def check_order(desk: Desk, loan_asset: str, amount: Decimal, now: datetime) -> MarketState:
+    """The order rules every product shares: precision, minimum and maximum per order, the desk's lending cap.
+    Returns the loan asset's market state, caught up to ``now``."""
+    loan = desk.catalog.loans[loan_asset]
+    desk.check_amount(loan_asset, amount)
+    if amount < loan.min_borrow:
+        raise Rejected("below_minimum", f"the smallest {loan_asset} loan is {fmt(loan.min_borrow)}")
+    if amount > loan.max_borrow:
+        raise Rejected("above_maximum", f"the largest {loan_asset} order is {fmt(loan.max_borrow)}")
+    desk.accrue(now)
+    state = desk.market(loan_asset, now)
+    if state.borrowed() + amount > loan.lending_cap:
+        room = max(loan.lending_cap - state.borrowed(), ZERO)
+        raise Rejected("lending_cap", f"the desk can lend at most {fmt(room.quantize(ONE))} more "
+                                      f"{loan_asset} right now")
+    return state
+
+
+def pledged(desk: Desk, owner: str, asset: str, now: datetime, product: Product | None = None) -> Decimal:
+    """How much ``asset`` the owner has pledged in open positions (of one product, if given)."""
+    return sum((desk.holding_amount(asset, p.collateral[asset], now) for p in desk.book.positions_of(owner)
+                if p.active and asset in p.collateral and product in (None, p.product)), ZERO)
+
+
+def check_collateral_cap(desk: Desk, owner: str, asset: str, amount: Decimal, now: datetime) -> None:
+    """The catalog's maximum collateral of ``asset`` per account, across all open positions."""
+    already = pledged(desk, owner, asset, now)
+    cap = desk.catalog.collateral[asset].max_per_account
+    if already + amount > cap:
+        raise Rejected("collateral_cap", f"at most {fmt(cap)} {asset} may be pledged per account "
+                                         f"({fmt(already)} already is)")
 
 
 def collateral_for_ltv(desk: Desk, loan_asset: str, amount: Decimal, coll_asset: str, target: Decimal,
@@ -174,11 +192,7 @@ def add_collateral(desk: Desk, owner: str, pid: int, asset: str | None, amount: 
         raise Rejected("unknown_collateral_asset", f"{asset} is not accepted as collateral")
     desk.check_amount(asset, amount)
     desk.accrue(now)
-    pledged = sum((desk.holding_amount(asset, q.collateral[asset], now)
-                   for q in desk.book.positions_of(owner) if q.active and asset in q.collateral), ZERO)
-    cap = desk.catalog.collateral[asset].max_per_account
-    if pledged + amount > cap:
-        raise Rejected("collateral_cap", f"at most {fmt(cap)} {asset} may be pledged per account")
+    check_collateral_cap(desk, owner, asset, amount, now)
     _check_wallet(desk, owner, asset, amount, source, now)
     entry = EntryBuilder(now, "add_collateral", position=pid)
     pledge(desk, p, asset, amount, source, entry, now)

@@ -39,6 +39,8 @@ from domain.actions import (
     _finish,
     _owed,
     _settle,
+    check_collateral_cap,
+    check_order,
     pct,
 )
 from domain.desk import Desk, Prices, price
@@ -46,7 +48,7 @@ from domain.errors import Rejected
 from domain.events import Event
 from domain.ledger import EntryBuilder
 from domain.markets import Thresholds
-from domain.money import ONE, ZERO, fmt, fmt_ratio, round_up
+from domain.money import ZERO, fmt, fmt_ratio, round_up
 from domain.moves import add_debt, pledge
 from domain.positions import FixedTerms, Position, Product, Status
 from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR, next_hour
@@ -111,24 +113,9 @@ def check_term_borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datet
             raise Rejected("unknown_collateral_asset", f"{asset} is not accepted as collateral "
                                                        f"(accepted: {', '.join(accepted)})")
         desk.check_amount(asset, amount)
-    desk.check_amount(req.loan_asset, req.amount)
-    if req.amount < loan.min_borrow:
-        raise Rejected("below_minimum", f"the smallest {req.loan_asset} loan is {fmt(loan.min_borrow)}")
-    if req.amount > loan.max_borrow:
-        raise Rejected("above_maximum", f"the largest {req.loan_asset} order is {fmt(loan.max_borrow)}")
-    desk.accrue(now)
-    state = desk.market(req.loan_asset, now)
-    if state.borrowed() + req.amount > loan.lending_cap:
-        room = max(loan.lending_cap - state.borrowed(), ZERO)
-        raise Rejected("lending_cap", f"the desk can lend at most {fmt(room.quantize(ONE))} more "
-                                      f"{req.loan_asset} right now")
+    check_order(desk, req.loan_asset, req.amount, now)
     for asset, amount in req.collateral.items():
-        pledged = sum((desk.holding_amount(asset, p.collateral[asset], now)
-                       for p in desk.book.positions_of(req.owner) if p.active and asset in p.collateral), ZERO)
-        cap = cat.collateral[asset].max_per_account
-        if pledged + amount > cap:
-            raise Rejected("collateral_cap", f"at most {fmt(cap)} {asset} may be pledged per account "
-                                             f"({fmt(pledged)} already is)")
+        check_collateral_cap(desk, req.owner, asset, amount, now)
         _check_wallet(desk, req.owner, asset, amount, req.source, now)
     loan_price = price(prices, req.loan_asset)
     lots = [Lot(a, amt, price(prices, a), ratio(a)) for a, amt in req.collateral.items()]

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from domain import ledger
-from domain.actions import BorrowPreview, BorrowRequest
+from domain.actions import BorrowPreview, BorrowRequest, pledged
 from domain.desk import Desk, Prices, price
 from domain.errors import Rejected
 from domain.events import Event
@@ -111,9 +111,7 @@ def preview_vip(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -
             raise Rejected("vip_cap", f"your term sheet caps VIP borrowing at {fmt(sheet.max_borrow)} {QUOTE}")
     for asset, amount in req.collateral.items():
         cap = sheet.max_collateral.get(asset)
-        pledged = sum((desk.holding_amount(asset, p.collateral[asset], now)
-                       for p in earlier if p.active and asset in p.collateral), ZERO)
-        if cap is not None and pledged + amount > cap:
+        if cap is not None and pledged(desk, req.owner, asset, now, Product.VIP) + amount > cap:
             raise Rejected("collateral_cap", f"your term sheet allows at most {fmt(cap)} {asset} as collateral")
     apr = vip_apr(desk, sheet, req.loan_asset, next_hour(now))
     mc, liq = trigger_prices(req, lots, price(prices, req.loan_asset), th)
