@@ -161,23 +161,30 @@ def borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> tup
         from domain.vip import borrow_vip
         return borrow_vip(desk, req, prices, now)
     pv = preview_borrow(desk, req, prices, now)
-    (coll_asset, coll_amount), = req.collateral.items()
     position = desk.book.get_position(pv.existing) if pv.existing else None
     if position is None:
         position = Position(desk.book.new_position_id(), req.owner, req.product, req.loan_asset, now,
                             rate_key=req.loan_asset)
+    return position, open_loan(desk, position, req, pv, now)
+
+
+def open_loan(desk: Desk, position: Position, req: BorrowRequest, pv: BorrowPreview, now: datetime,
+              upfront_interest: Decimal = ZERO, **details: object) -> Event:
+    """Book a borrow on ``position`` (new or merged): collateral pledged, debt added, the amount less any
+    ``upfront_interest`` to Spot and that interest to the desk's income; one entry, one ``borrowed`` event."""
     entry = EntryBuilder(now, "borrow", position=position.id)
-    if coll_amount:
-        pledge(desk, position, coll_asset, coll_amount, req.source, entry, now)
+    for asset, amount in req.collateral.items():
+        if amount:
+            pledge(desk, position, asset, amount, req.source, entry, now)
     add_debt(desk, position, req.amount, now)
-    entry.move(req.loan_asset, req.amount, ledger.LOANS, ledger.spot(req.owner))
+    entry.move(req.loan_asset, req.amount - upfront_interest, ledger.LOANS, ledger.spot(req.owner))
+    entry.move(req.loan_asset, upfront_interest, ledger.LOANS, ledger.INTEREST)
     position.updated_at = now
     desk.book.post(entry.build())
     desk.book.save_position(position)
-    event = desk.emit(Event(now, "borrowed", req.owner, position.id, {
+    return desk.emit(Event(now, "borrowed", req.owner, position.id, {
         "ltv": fmt_ratio(pv.ltv), "amount": fmt(req.amount), "asset": req.loan_asset,
-        "collateral": {coll_asset: fmt(coll_amount)}, "source": req.source.value}))
-    return position, event
+        "collateral": {a: fmt(v) for a, v in req.collateral.items()}, "source": req.source.value, **details}))
 
 
 def add_collateral(desk: Desk, owner: str, pid: int, asset: str | None, amount: Decimal, prices: Prices,

@@ -41,6 +41,7 @@ from domain.actions import (
     _settle,
     check_collateral_cap,
     check_order,
+    open_loan,
     pct,
 )
 from domain.desk import Desk, Prices, price
@@ -48,8 +49,8 @@ from domain.errors import Rejected
 from domain.events import Event
 from domain.ledger import EntryBuilder
 from domain.markets import Thresholds
-from domain.money import ZERO, fmt, fmt_ratio, round_up
-from domain.moves import add_debt, pledge
+from domain.money import ZERO, fmt, round_up
+from domain.moves import add_debt
 from domain.positions import FixedTerms, Position, Product, Status
 from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR, next_hour
 from domain.risk import Lot, collateral_to_reach, ltv, price_at_ltv
@@ -163,20 +164,9 @@ def borrow_fixed(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) 
     interest = pv.fixed_interest
     position = Position(desk.book.new_position_id(), req.owner, Product.FIXED, req.loan_asset, now,
                         rate_key=None, fixed=FixedTerms(pv.term_days, pv.apr, pv.expires_at, interest))
-    entry = EntryBuilder(now, "borrow", position=position.id)
-    for asset, amount in req.collateral.items():
-        pledge(desk, position, asset, amount, req.source, entry, now)
-    add_debt(desk, position, req.amount, now)
-    entry.move(req.loan_asset, req.amount - interest, ledger.LOANS, ledger.spot(req.owner))
-    entry.move(req.loan_asset, interest, ledger.LOANS, ledger.INTEREST)
-    position.updated_at = now
-    desk.book.post(entry.build())
-    desk.book.save_position(position)
-    event = desk.emit(Event(now, "borrowed", req.owner, position.id, {
-        "ltv": fmt_ratio(pv.ltv), "amount": fmt(req.amount), "asset": req.loan_asset,
-        "collateral": {a: fmt(v) for a, v in req.collateral.items()}, "source": req.source.value,
-        "product": "fixed", "term_days": pv.term_days, "apr": fmt(pv.apr), "interest": fmt(interest),
-        "received": fmt(req.amount - interest), "expires_at": pv.expires_at}))
+    event = open_loan(desk, position, req, pv, now, interest, product="fixed", term_days=pv.term_days,
+                      apr=fmt(pv.apr), interest=fmt(interest), received=fmt(req.amount - interest),
+                      expires_at=pv.expires_at)
     return position, event
 
 

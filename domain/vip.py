@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from domain import ledger
-from domain.actions import BorrowPreview, BorrowRequest, pledged
+from domain.actions import BorrowPreview, BorrowRequest, open_loan, pledged
 from domain.desk import Desk, Prices, price
 from domain.errors import Rejected
 from domain.events import Event
@@ -32,7 +32,7 @@ from domain.fixed import check_term_borrow, trigger_prices
 from domain.ledger import EntryBuilder
 from domain.markets import QUOTE
 from domain.money import ONE, ZERO, exact, fmt, fmt_ratio, round_down, round_up
-from domain.moves import add_debt, pledge, reduce_debt, take
+from domain.moves import reduce_debt, take
 from domain.positions import Position, Product
 from domain.rates import HOURS_PER_YEAR, RatePoint, floor_hour, next_hour
 from domain.sweep import liquidate
@@ -138,18 +138,7 @@ def borrow_vip(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) ->
         desk.book.save_market(state)
     position = Position(desk.book.new_position_id(), req.owner, Product.VIP, req.loan_asset, now,
                         rate_key=key, vip_sheet=sheet.version)
-    entry = EntryBuilder(now, "borrow", position=position.id)
-    for asset, amount in req.collateral.items():
-        pledge(desk, position, asset, amount, req.source, entry, now)
-    add_debt(desk, position, req.amount, now)
-    entry.move(req.loan_asset, req.amount, ledger.LOANS, ledger.spot(req.owner))
-    position.updated_at = now
-    desk.book.post(entry.build())
-    desk.book.save_position(position)
-    event = desk.emit(Event(now, "borrowed", req.owner, position.id, {
-        "ltv": fmt_ratio(pv.ltv), "amount": fmt(req.amount), "asset": req.loan_asset,
-        "collateral": {a: fmt(v) for a, v in req.collateral.items()}, "source": req.source.value,
-        "product": "vip", "term_sheet": sheet.version, "apr": fmt(pv.apr)}))
+    event = open_loan(desk, position, req, pv, now, product="vip", term_sheet=sheet.version, apr=fmt(pv.apr))
     return position, event
 
 
