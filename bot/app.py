@@ -9,6 +9,7 @@ handler logs and answers with one generic sentence, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from telegram.ext import (
     ApplicationBuilder,
     ApplicationHandlerStop,
     CallbackQueryHandler,
+    ChatMemberHandler,
     ContextTypes,
     MessageHandler,
     TypeHandler,
@@ -29,9 +31,12 @@ from telegram.ext import (
 from bot import render
 from bot.commands import BORROWER_COMMANDS, ChatDesk
 from bot.flood import SLOW_DOWN, FloodLimiter
+from bot.groups import GROUP_COMMANDS, Groups
+from bot.notifier import telegram_sender
 from bot.prices import ExchangePrices, PriceSource
 from bot.render import Reply
-from bot.services import LoanService
+from bot.scheduler import Hook, Monitor, build_monitor
+from bot.services import Clock, LoanService, utcnow
 from bot.settings import Settings
 from bot.state import StateStore
 from domain.markets import load_catalog
@@ -41,27 +46,36 @@ SORRY = "Something went wrong on our side; nothing was changed."
 App = Application[Any, Any, Any, Any, Any, Any]
 
 
-def build_desk(settings: Settings, prices: PriceSource | None = None) -> tuple[ChatDesk, StateStore, PriceSource]:
+def build_desk(settings: Settings, prices: PriceSource | None = None,
+               clock: Clock = utcnow) -> tuple[ChatDesk, StateStore, PriceSource]:
     """The chat core on the configured database and exchange (shared by ``run`` and the tests)."""
     catalog = load_catalog(settings.markets_file)
     store = StateStore(settings.database_url)
     source = prices or ExchangePrices(settings.binance_url, list(catalog.assets))
-    service = LoanService(catalog, store, demo=settings.demo)
+    service = LoanService(catalog, store, demo=settings.demo, clock=clock)
     return ChatDesk(service, source, settings.admin_ids, settings.demo), store, source
 
 
-def build_application(settings: Settings, prices: PriceSource | None = None, **timeouts: float) -> App:
+def build_application(settings: Settings, prices: PriceSource | None = None, *, clock: Clock = utcnow,
+                      monitor: bool = True, **timeouts: float) -> App:
+    """The bot; with ``monitor`` also the scheduler (prices, sweeps, accrual) and the notifier, in its loop."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    desk, store, source = build_desk(settings, prices)
+    desk, store, source = build_desk(settings, prices, clock)
     flood = FloodLimiter()
+    watcher: Monitor | None = None
 
     async def post_init(app: App) -> None:
         if isinstance(source, ExchangePrices):
             await source.start()
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in BORROWER_COMMANDS])
+        if watcher is not None:
+            await watcher.feed_start()
+            watcher.start()
 
     async def post_shutdown(app: App) -> None:
+        if watcher is not None:
+            await watcher.stop()
         if isinstance(source, ExchangePrices):
             await source.close()
         store.close()
@@ -72,8 +86,14 @@ def build_application(settings: Settings, prices: PriceSource | None = None, **t
     for name, value in timeouts.items():
         builder = getattr(builder, name)(value)
     app: App = builder.post_init(post_init).post_shutdown(post_shutdown).build()
-    handlers = TelegramHandlers(desk, flood)
+    catalog = desk.service.catalog
+    groups = Groups(catalog, store, source, settings.admin_ids, clock)
+    if monitor:
+        watcher = build_monitor(settings, catalog, store, telegram_sender(app.bot), clock, pre_sweep_hooks())
+        app.bot_data["monitor"] = watcher
+    handlers = TelegramHandlers(desk, flood, groups)
     app.add_handler(TypeHandler(Update, handlers.gate), group=-1)
+    app.add_handler(ChatMemberHandler(handlers.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.COMMAND, handlers.on_command))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, handlers.on_text))
     app.add_handler(CallbackQueryHandler(handlers.on_tap))
@@ -81,6 +101,18 @@ def build_application(settings: Settings, prices: PriceSource | None = None, **t
     app.bot_data["desk"] = desk
     app.bot_data["store"] = store
     return app
+
+
+def pre_sweep_hooks() -> list[Hook]:
+    """What the tick runs after accrual and fixed-loan expiries, before the sweep: auto-protection, then price
+    alerts (``domain.protection`` / ``domain.alerts``; skipped while those modules are not there)."""
+    hooks: list[Hook] = []
+    for module, name in (("domain.protection", "run_protection"), ("domain.alerts", "run_price_alerts")):
+        try:
+            hooks.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            log.info("pre-sweep hook %s.%s is not available", module, name)
+    return hooks
 
 
 def markup(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -99,6 +131,9 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list
         for i, part in enumerate(parts):
             await context.bot.send_message(chat.id, part, parse_mode=ParseMode.HTML,
                                            reply_markup=markup(reply) if i == len(parts) - 1 else None)
+        if reply.photo is not None:
+            await context.bot.send_photo(chat.id, reply.photo, caption=reply.caption[:1024] or None,
+                                         parse_mode=ParseMode.HTML)
 
 
 def update_key(update: Update) -> str:
@@ -114,9 +149,10 @@ def update_key(update: Update) -> str:
 class TelegramHandlers:
     """parse the update → one ``ChatDesk`` call → send the replies."""
 
-    def __init__(self, desk: ChatDesk, flood: FloodLimiter) -> None:
+    def __init__(self, desk: ChatDesk, flood: FloodLimiter, groups: Groups) -> None:
         self.desk = desk
         self.flood = flood
+        self.groups = groups
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Drop redelivered updates; slow down floods (one warning, then silence)."""
@@ -142,7 +178,20 @@ class TelegramHandlers:
             return
         head, *args = message.text.split()
         name = head[1:].split("@", 1)[0]
+        if name.lower() in GROUP_COMMANDS:
+            async def status() -> str:
+                return str((await context.bot.get_chat_member(chat.id, user.id)).status)
+            await send(update, context, await self.groups.command(name.lower(), chat.id, chat.type, chat.title,
+                                                                  user.id, args, status))
+            return
         await send(update, context, await self.desk.command(user.id, chat.type == "private", name, args))
+
+    async def on_my_chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The bot was added to / removed from a group, or blocked / restarted in a private chat."""
+        change = update.my_chat_member
+        if change is not None:
+            chat = change.chat
+            self.groups.member_changed(chat.id, chat.type, chat.title, str(change.new_chat_member.status))
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Plain text: an amount a guided /borrow asked for."""

@@ -19,8 +19,10 @@ from bot.parsing import Usage
 from bot.prices import PriceSource, PricesUnavailable
 from bot.render import Reply
 from bot.services import LoanService, size_collateral
+from bot.tool_commands import ToolCommands
+from bot.tools_service import ToolService
 from domain.errors import Rejected
-from domain.money import AmountError, parse_amount
+from domain.money import AmountError, parse_amount, round_up
 
 PRIVATE_ONLY = "Please use a private chat with me for that."
 OPERATORS_ONLY = "That command is for the desk's operators."
@@ -33,7 +35,17 @@ BORROWER_COMMANDS = [
     ("repay", "Repay: /repay 1 100 or all"), ("add", "Add collateral: /add 1 0.1"),
     ("withdraw", "Withdraw collateral"), ("close", "Repay all and close"), ("wallet", "Your balances"),
     ("history", "What happened"), ("alerts", "Your alert level"), ("alert", "Set it: /alert ltv 75%"),
+    ("protect", "Auto-protection: /protect 1 80% 65% topup"), ("stress", "What if: /stress 1 -30%"),
+    ("estimate", "Cost: /estimate 1000 USDT 30d"), ("backtest", "Replay a crash: /backtest 1 march2020"),
+    ("chart", "Price and LTV chart: /chart 1"), ("terms", "Your VIP term sheet"),
 ]
+OPERATOR_HELP = """<b>Operators</b>
+/credit 123 2 BTC · /debit 123 2 BTC · /setrate USDT 6.5% · /book
+/vip 123 — show user 123's VIP term sheet
+/vip 123 USDT fixed 5% ltv 80/88/93 collateral BTC:1,ETH:0.95 partial delay 10 min min 50000
+  issue a new version: loan assets (USDT,USDC), fixed APR or flexible +spread%, initial/margin-call/
+  liquidation LTV, collateral ASSET:ratio, full|partial liquidation, optional delay, min first order,
+  max total borrow, warn %"""
 HELP = """<b>loandesk</b> lends against your crypto.
 /markets — rates and LTV limits
 /borrow 500 USDT with 0.01 BTC — or /borrow 500 USDT with BTC at 50%, or just /borrow
@@ -41,7 +53,12 @@ HELP = """<b>loandesk</b> lends against your crypto.
 /repay 1 100 — or /repay 1 all, /repay 1 all with collateral
 /add 1 0.1 — more collateral · /withdraw 1 0.1 — take some back
 /close 1 — repay everything, get the collateral back
-/wallet · /history [id] · /alerts · /alert ltv 75%"""
+/wallet · /history [id] · /alerts · /alert ltv 75% · /alert price 1 10% (within 10% of the margin call)
+/protect 1 80% 65% topup — at 80% LTV add collateral from Spot/Earn back to 65% (or repay from Spot)
+/stress 1 -30% (or /stress 1 BTC -30% ETH -20%) · /estimate 1000 USDT 30d
+/backtest 1 march2020 (also may2021, dec2021, aug2024) · /chart 1
+/terms — your VIP term sheet · /borrow 60000 USDT with 1.5 BTC vip — borrow under it
+In a group: /monitor (admins) · /share [id|all] · /unshare · /board"""
 
 
 @dataclass
@@ -56,12 +73,13 @@ class TapAnswer:
 Handler = Callable[[str, list[str]], Awaitable[list[Reply]]]
 
 
-class ChatDesk:
+class ChatDesk(ToolCommands):
     def __init__(self, service: LoanService, prices: PriceSource, operators: Collection[int], demo: bool) -> None:
         self.service = service
         self.price_source = prices
         self.operators = frozenset(operators)
         self.demo = demo
+        self.tools = ToolService(service)
         cat = service.catalog
         self.loans = list(cat.loans)
         self.collateral = list(cat.collateral)
@@ -70,9 +88,12 @@ class ChatDesk:
             "positions": self.positions, "position": self.position, "repay": self.repay, "add": self.add,
             "withdraw": self.withdraw, "close": self.close, "wallet": self.wallet, "history": self.history,
             "alerts": self.alerts, "alert": self.alert, "faucet": self.faucet,
+            "protect": self.protect, "stress": self.stress, "estimate": self.estimate, "backtest": self.backtest,
+            "chart": self.chart, "terms": self.terms,
         }
         self.operator: dict[str, Handler] = {
             "credit": self.credit, "debit": self.debit, "setrate": self.setrate, "book": self.book,
+            "vip": self.vip,
         }
         self.anywhere = {"start", "help"}
 
@@ -88,6 +109,8 @@ class ChatDesk:
     async def command(self, user_id: int, private: bool, name: str, args: list[str]) -> list[Reply]:
         name = name.lower()
         user = str(user_id)
+        if name == "vip" and not args and user_id not in self.operators:
+            name = "terms"  # a borrower's /vip shows their own term sheet
         handler = self.operator.get(name)
         if handler is not None and user_id not in self.operators:
             return [Reply(OPERATORS_ONLY)]
@@ -120,6 +143,8 @@ class ChatDesk:
         kind, _, value = data.partition(":")
         if kind in ("c", "x"):
             return await self._confirm_or_cancel(user_id, kind, value)
+        if kind in ("pa", "pr", "pv") and value.isdigit():  # the buttons under a push (bot.pushes)
+            return TapAnswer(replies=await self._guarded(self._push_tap(user, kind, int(value))))
         if kind == "bl" and value in self.loans:
             self.service.draft(user, reset="1", loan=value)
         elif kind == "bc" and value in self.collateral:
@@ -153,6 +178,22 @@ class ChatDesk:
             return TapAnswer(o.message)
         return TapAnswer(o.message or "Done", [render.outcome(o)], clear_buttons=True)
 
+    async def _push_tap(self, user: str, kind: str, pid: int) -> list[Reply]:
+        """View the position, or preview the top-up / repayment that brings it back to its initial LTV."""
+        view = self.service.position(user, pid, await self.prices())  # refuses another borrower's position
+        target = view.thresholds.initial
+        asset = view.single_collateral
+        if kind == "pv" or view.ltv is None or view.ltv <= target or (kind == "pa" and asset is None):
+            hint = f"\nAdd collateral: /add {pid} &lt;amount&gt; · repay: /repay {pid} &lt;amount|all&gt;"
+            return [Reply(render.position(view).text + hint)]
+        cat = self.service.catalog
+        if kind == "pa":
+            assert asset is not None
+            amount = round_up(view.collateral[asset] * (view.ltv / target - 1), cat.precision(asset))
+            return await self._preview(user, "add", {"pid": pid, "amount": amount, "asset": None})
+        amount = round_up(view.debt * (1 - target / view.ltv), cat.precision(view.loan_asset))
+        return await self._preview(user, "repay", {"pid": pid, "amount": min(amount, view.debt)}, prices=False)
+
     async def _guarded(self, work: Awaitable[list[Reply]]) -> list[Reply]:
         try:
             return await work
@@ -172,7 +213,10 @@ class ChatDesk:
 
     async def help(self, user: str, args: list[str]) -> list[Reply]:
         """The command list."""
-        return [Reply(HELP + ("\n/faucet — demo funds once a day" if self.demo else ""))]
+        extra = "\n/faucet — demo funds once a day" if self.demo else ""
+        if user.isdigit() and int(user) in self.operators:
+            extra += "\n\n" + OPERATOR_HELP
+        return [Reply(HELP + extra)]
 
     async def markets(self, user: str, args: list[str]) -> list[Reply]:
         """Rates and limits."""
@@ -181,7 +225,9 @@ class ChatDesk:
     async def borrow(self, user: str, args: list[str]) -> list[Reply]:
         """A full /borrow previews at once; a partial one continues with buttons."""
         b = parsing.borrow(args, self.loans, self.collateral)
-        product = "fixed" if b.term_days is not None else "flexible"
+        product = "vip" if b.vip else "fixed" if b.term_days is not None else "flexible"
+        if b.vip and not b.collateral:
+            raise Usage("A VIP borrow names its collateral amounts (… with 1.5 BTC vip).", "borrow")
         if b.complete and b.amount is not None and b.loan is not None:
             if b.collateral:
                 return await self._preview(user, "borrow", {"loan": b.loan, "amount": b.amount,
@@ -282,14 +328,12 @@ class ChatDesk:
         pid = parsing.position_id(args[0], "history") if args else None
         return [render.history(self.service.history(user, pid))]
 
-    async def alerts(self, user: str, args: list[str]) -> list[Reply]:
-        """The borrower's warning level."""
-        return [render.alerts(*self.service.alerts(user))]
-
     async def alert(self, user: str, args: list[str]) -> list[Reply]:
-        """/alert ltv <pct>."""
+        """/alert ltv <pct>  or  /alert price <id> <pct>."""
+        if args and args[0].lower() == "price":
+            return await self.alert_price(user, args[1:])
         if not args or args[0].lower() != "ltv":
-            raise Usage("Only the LTV warning level can be set here.", "alert")
+            raise Usage("Set the LTV warning level or a price alert.", "alert")
         parsing.need(args, 2, "alert", "the level")
         level = self.service.set_alert_ltv(user, parsing.percent(args[1], "alert"))
         return [Reply(f"Done. You will be warned when a position's LTV reaches {render.ltv_text(level)}.")]

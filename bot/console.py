@@ -35,6 +35,8 @@ class Console:
         self.buttons = []
         for reply in replies:
             self.out.write(render.plain(reply.text) + "\n")
+            if reply.photo is not None:
+                self.out.write(f"[a chart picture, {len(reply.photo) // 1024} KB PNG, is sent in Telegram]\n")
             for row in reply.buttons:
                 labels = []
                 for label, data in row:

@@ -22,7 +22,13 @@ USAGE = {
     "withdraw": "/withdraw 12 0.1  or  /withdraw 12 0.1 BTC",
     "close": "/close 12",
     "history": "/history  or  /history 12",
-    "alert": "/alert ltv 75%",
+    "alert": "/alert ltv 75%  or  /alert price 12 10%  or  /alert price 12 off",
+    "protect": "/protect 12 80% 65% topup  or  /protect 12 80% 65% repay  or  /protect 12 off",
+    "stress": "/stress 12 -30%  or  /stress 12 BTC -30% ETH -20%",
+    "estimate": "/estimate 1000 USDT 30d",
+    "backtest": "/backtest 12 march2020  (events: march2020, may2021, dec2021, aug2024)",
+    "chart": "/chart 12",
+    "vip": "/vip 123456789 USDT fixed 5% ltv 80/88/93 collateral BTC:1,ETH:0.95  or  /vip 123456789",
     "credit": "/credit 123456789 2 BTC",
     "debit": "/debit 123456789 2 BTC",
     "setrate": "/setrate USDT 6.5%",
@@ -71,6 +77,26 @@ def percent(text: str, command: str) -> Decimal:
     return Decimal(m.group(1)) / 100
 
 
+_MOVE = re.compile(r"^([+-])(\d{1,3}(?:\.\d{1,2})?)%$")
+
+
+def move(text: str, command: str) -> Decimal:
+    """A signed price move: ``-30%`` → ``-0.3``, ``+10%`` → ``0.1``."""
+    m = _MOVE.match(text.strip())
+    if not m:
+        raise Usage(f"'{text}' is not a price move; write it with its sign, like -30% or +10%.", command)
+    value = Decimal(m.group(2)) / 100
+    return -value if m.group(1) == "-" else value
+
+
+def days(text: str, command: str) -> int:
+    """``30d`` (or ``30``) → 30."""
+    m = re.match(r"^(\d{1,4})d?$", text.strip(), re.IGNORECASE)
+    if not m or int(m.group(1)) == 0:
+        raise Usage(f"'{text}' is not a number of days, like 30d.", command)
+    return int(m.group(1))
+
+
 def need(args: Sequence[str], count: int, command: str, what: str) -> None:
     if len(args) < count:
         raise Usage(f"Missing {what}.", command)
@@ -86,6 +112,7 @@ class BorrowArgs:
     collateral_asset: str | None = None  # ``with BTC`` (sized by ``target`` or asked for)
     target: Decimal | None = None  # ``at 50%``
     term_days: int | None = None  # ``fixed 30d``
+    vip: bool = False  # ``vip``: under the borrower's VIP term sheet
 
     @property
     def complete(self) -> bool:
@@ -143,6 +170,9 @@ def borrow(args: Sequence[str], loans: Collection[str], collateral: Collection[s
             raise Usage("A fixed loan needs its term, like 'fixed 30d'.", "borrow")
         out.term_days = int(m.group(1))
         i += 2
+    if i < len(toks) and toks[i].lower() == "vip" and out.term_days is None:
+        out.vip = True
+        i += 1
     if i < len(toks):
         raise Usage(f"I did not understand '{' '.join(toks[i:])}'.", "borrow")
     return out

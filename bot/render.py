@@ -28,6 +28,8 @@ Buttons = list[list[tuple[str, str]]]
 class Reply:
     text: str
     buttons: Buttons = field(default_factory=list)
+    photo: bytes | None = None  # a PNG sent after the text (sendPhoto), with ``caption`` (≤ 1,024 characters)
+    caption: str = ""
 
 
 def e(value: object) -> str:
@@ -158,6 +160,9 @@ def preview(s: Shown) -> Reply:
     elif p.kind in ("credit", "debit"):
         verb = "to" if p.kind == "credit" else "from"
         lines = [f"<b>{_TITLES[p.kind]}</b> {amt(k['amount'])} {e(k['asset'])} {verb} user {e(k['user'])}'s Spot"]
+    elif p.kind == "vip":
+        from bot.render_tools import term_sheet_lines
+        lines = ["<b>Issue</b> (a new version; open VIP loans keep theirs)", *term_sheet_lines(k)]
     elif p.kind == "setrate":
         lines = [f"<b>Set rate</b>: {e(k['asset'])} flexible APR {e(fmt(k['apr'] * 100))}%, "
                  "in force from the next full hour"]
@@ -189,6 +194,8 @@ def outcome(o: Outcome) -> Reply:
     if o.kind in ("credit", "debit"):
         verb = "Credited" if o.kind == "credit" else "Debited"
         return Reply(f"Done. {verb} {amt(k['amount'])} {e(k['asset'])} (user {e(k['user'])}).")
+    if o.kind == "vip":
+        return Reply(f"Done. The term sheet is issued to user {e(k['user'])}; they see it with /terms.")
     if o.kind == "setrate":
         return Reply(f"Done. {e(k['asset'])} flexible APR is {e(fmt(k['apr'] * 100))}% from the next full hour.")
     if o.after is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.state import Draft, Preview, StateStore, UnitOfWork
 from bot.views import BookView, PositionView, position_view
-from domain import actions
+from domain import actions, vip
 from domain.desk import Desk, Prices
 from domain.errors import Rejected
 from domain.events import Event
@@ -273,6 +273,9 @@ class LoanService:
             desk.withdraw_funds(params["user"], params["asset"], params["amount"], now)
         elif kind == "setrate":
             desk.set_rate(params["asset"], params["apr"], now)
+        elif kind == "vip":
+            from bot.vip_syntax import sheet_from
+            out["sheet"] = vip.issue_term_sheet(desk, sheet_from(params), now, by=owner)
         else:
             raise Rejected("unknown_action", "that action is not known")
         found = desk.book.get_position(pid) if pid is not None else None
@@ -281,7 +284,7 @@ class LoanService:
         return out
 
 
-OPERATOR_KINDS = frozenset({"credit", "debit", "setrate"})
+OPERATOR_KINDS = frozenset({"credit", "debit", "setrate", "vip"})
 
 
 def borrow_request(owner: str, params: Mapping[str, Any]) -> actions.BorrowRequest:

@@ -12,14 +12,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from domain.events import Event
 from domain.ledger import Entry, is_customer_account
 from domain.money import ZERO
 from domain.positions import ACTIVE, Position, Product
 from domain.rates import MarketState
+from domain.sweepindex import SweepPlan, entry_of
 from domain.termsheet import TermSheet
+
+if TYPE_CHECKING:  # the rule modules build on the desk, which builds on this port
+    from domain.alerts import PriceAlert
+    from domain.protection import ProtectionRule
 
 
 @dataclass
@@ -55,6 +60,15 @@ class Book(Protocol):
     def save_term_sheet(self, sheet: TermSheet) -> None: ...
     def term_sheet(self, owner: str, version: int | None = None) -> TermSheet | None: ...
     def term_sheets(self, owner: str | None = None) -> list[TermSheet]: ...
+    # the risk sweep's candidates (issue 7): every active position ``plan`` admits, by id
+    def sweep_candidates(self, plan: SweepPlan) -> list[Position]: ...
+    # the borrower's auto-protection rules and price alerts, one of each per position (SPEC §8)
+    def protection_rules(self, owner: str | None = None) -> list[ProtectionRule]: ...
+    def save_protection_rule(self, rule: ProtectionRule) -> None: ...
+    def delete_protection_rule(self, position: int) -> None: ...
+    def price_alerts(self, owner: str | None = None) -> list[PriceAlert]: ...
+    def save_price_alert(self, alert: PriceAlert) -> None: ...
+    def delete_price_alert(self, position: int) -> None: ...
 
 
 class MemoryBook:
@@ -69,6 +83,8 @@ class MemoryBook:
         self.positions: dict[int, Position] = {}
         self.events: list[Event] = []
         self.sheets: dict[str, list[TermSheet]] = {}
+        self.protection: dict[int, ProtectionRule] = {}
+        self.alerts: dict[int, PriceAlert] = {}
         self._next_id = 0
 
     def balance(self, account: str, asset: str) -> Decimal:
@@ -143,6 +159,33 @@ class MemoryBook:
     def term_sheets(self, owner: str | None = None) -> list[TermSheet]:
         owners = sorted(self.sheets) if owner is None else [owner]
         return [s for o in owners for s in self.sheets.get(o, [])]
+
+    def protection_rules(self, owner: str | None = None) -> list[ProtectionRule]:
+        return [r for _, r in sorted(self.protection.items()) if owner is None or r.owner == owner]
+
+    def save_protection_rule(self, rule: ProtectionRule) -> None:
+        self.protection[rule.position] = rule
+
+    def delete_protection_rule(self, position: int) -> None:
+        self.protection.pop(position, None)
+
+    def price_alerts(self, owner: str | None = None) -> list[PriceAlert]:
+        return [a for _, a in sorted(self.alerts.items()) if owner is None or a.owner == owner]
+
+    def save_price_alert(self, alert: PriceAlert) -> None:
+        self.alerts[alert.position] = alert
+
+    def delete_price_alert(self, position: int) -> None:
+        self.alerts.pop(position, None)
+
+    def sweep_candidates(self, plan: SweepPlan) -> list[Position]:
+        """A scan applying the same filter as storage's index query (the maths under test, not the speed)."""
+        found = []
+        for p in self.active_positions():
+            entry = entry_of(p)
+            if entry is not None and plan.admits(entry, self.account(p.owner).warning_ltv):
+                found.append(p)
+        return found
 
     def owners(self) -> list[str]:
         names = {a.split(":", 1)[1] for a, _ in self.balances if a.startswith("spot:")}

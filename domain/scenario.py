@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from domain import actions, fixed, vip
+from domain import actions, fixed, protection, vip
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
@@ -193,6 +193,8 @@ class Simulation:
             confirmed = self._confirmed(t, prices)
             fixed.process_fixed(self.desk, prices, t, confirmed)
             self._collect()
+            protection.run_protection(self.desk, prices, t)
+            self._collect()
             sweep(self.desk, prices, t, confirmed)
             self._collect()
             while k < len(pending) and pending[k][0] == t:
@@ -339,6 +341,15 @@ class Simulation:
         fixed.set_fixed_expiry(self.desk, str(self._field(step, "account")), self._position(step), t,
                                options["auto_repay"], options["auto_renew"], options["convert_to_flexible"])
 
+    def _do_set_protection(self, step: Mapping[str, Any], t: datetime, prices: dict[str, Decimal]) -> None:
+        limit = step.get("daily_limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+            raise ScenarioError(f"daily_limit must be a whole number (got {limit!r})")
+        protection.set_protection(self.desk, str(self._field(step, "account")), self._position(step),
+                                  _dec(self._field(step, "trigger"), "trigger"),
+                                  _dec(self._field(step, "target"), "target"), str(self._field(step, "mode")),
+                                  t, limit)
+
     def _do_add_collateral(self, step: Mapping[str, Any], t: datetime, prices: dict[str, Decimal]) -> None:
         amount = self._amount(step)
         if amount is None:
@@ -480,7 +491,7 @@ def _source(value: Any) -> Source:
 
 
 STEP_KINDS = ("borrow", "add_collateral", "withdraw_collateral", "repay", "close", "deposit", "set_rate",
-              "set_fixed_expiry")
+              "set_fixed_expiry", "set_protection")
 
 
 def render(report: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from domain import ledger
+from domain import ledger, sweepindex
 from domain.desk import Desk, Prices, price
 from domain.errors import Rejected
 from domain.events import Event
@@ -24,11 +24,15 @@ from domain.risk import plan_liquidation
 
 def sweep(desk: Desk, prices: Prices, now: datetime, confirmed: Prices | None = None,
           positions: Iterable[Position] | None = None) -> list[Event]:
-    """Check every active position (or the given ones) against its levels; act and return the events."""
+    """Check every active position that this tick can affect (or the given ones) against its levels; act and
+    return the events. The candidates come from the book's sweep index (``domain.sweepindex``): a range query
+    per (pair, level), not a scan; each is then judged exactly."""
     desk.accrue(now)
     confirmed = prices if confirmed is None else confirmed
     events: list[Event] = []
-    for p in list(desk.book.active_positions() if positions is None else positions):
+    if positions is None:
+        positions = desk.book.sweep_candidates(sweepindex.plan(desk, prices, now))
+    for p in list(positions):
         if not p.active or not p.collateral_assets:
             continue
         try:

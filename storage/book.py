@@ -24,8 +24,10 @@ from domain.ledger import Entry, Posting, is_customer_account
 from domain.money import ZERO
 from domain.positions import ACTIVE, Position, Product
 from domain.rates import MarketState
+from domain.sweepindex import SweepPlan, entry_of
 from domain.termsheet import TermSheet
-from storage import mapping
+from storage import mapping, sweepindex
+from storage.protection import ProtectionTables
 from storage.tables import (
     POSITION_COUNTER,
     accounts,
@@ -50,8 +52,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqlBook:
-    """A complete ``Book`` over the tables of ``storage.tables``; see the module docstring."""
+class SqlBook(ProtectionTables):
+    """A complete ``Book`` over the tables of ``storage.tables``; see the module docstring.
+
+    Protection rules and price alerts come from ``storage.protection.ProtectionTables``."""
 
     def __init__(self, session: Session, clock: Clock = utc_now) -> None:
         self.session = session
@@ -205,6 +209,23 @@ class SqlBook:
             self._sheets = sorted((mapping.sheet_from(r) for r in rows), key=lambda s: (s.owner, s.version))
         return [s for s in self._sheets if owner is None or s.owner == owner]
 
+    # ------------------------------------------------------------------ the risk sweep's candidates
+
+    def sweep_candidates(self, plan: SweepPlan) -> list[Position]:
+        """Positions ``plan`` admits, by id: the index range query (``storage.sweepindex``), plus positions already
+        handed out in this unit of work that ``plan`` admits on their live (maybe not yet written) values."""
+        indexed = sweepindex.candidate_ids(self.db, plan)
+        live = set()
+        for pid, p in self._positions.items():
+            entry = entry_of(p)
+            if pid not in indexed and entry is not None and plan.admits(entry, self.account(p.owner).warning_ltv):
+                live.add(pid)
+        ids = sorted(indexed | live)
+        found: list[Position] = []
+        for start in range(0, len(ids), sweepindex.CHUNK):
+            found += self._load(positions.c.id.in_(ids[start:start + sweepindex.CHUNK]))
+        return [p for p in found if p.active]
+
     # ------------------------------------------------------------------ reading the whole book
 
     def owners(self) -> list[str]:
@@ -297,6 +318,7 @@ class SqlBook:
                 self.db.execute(insert(holdings), [
                     {"position_id": p.id, "asset": asset, "ordinal": i, "spot": spot, "earn_shares": shares}
                     for i, (asset, spot, shares) in enumerate(held)])
+        sweepindex.write(self.db, p)  # the sweep's k and alert state, in the same transaction
         self._position_rows[p.id] = (values, held)
 
     def _upsert(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:

@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.types import Money, UtcDateTime
@@ -65,6 +77,8 @@ class EarnShareRow(SQLModel, table=True):
 
 class AccountRow(SQLModel, table=True):
     __tablename__ = "accounts"
+    # the sweep reads the accounts with a personal warning level at every tick (storage.sweepindex)
+    __table_args__ = (Index("ix_accounts_warning_ltv", "warning_ltv"),)
     id: str = Field(sa_column=Column(String(128), primary_key=True))
     warning_ltv: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
 
@@ -336,6 +350,28 @@ class AccountPrefsRow(SQLModel, table=True):
     last_digest_day: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
 
 
+class SweepIndexRow(SQLModel, table=True):
+    """The risk sweep's index (``domain.sweepindex``): one row per active position the sweep may look at.
+
+    ``k = s_debt / s_coll`` is a double, used only to pick candidates with a safety margin; the exact check is
+    the domain's. ``state`` 3 (direct) rows have no group and no ``k`` and are judged at every tick.
+    """
+
+    __tablename__ = "sweep_index"
+    __table_args__ = (
+        Index("ix_sweep_index_state_group_k", "state", "grp", "k"),
+        Index("ix_sweep_index_state_called_at", "state", "called_at"),
+        Index("ix_sweep_index_owner", "owner"),
+    )
+    position_id: int = Field(sa_column=Column(Integer, ForeignKey("positions.id", ondelete="CASCADE"),
+                                              primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(128), nullable=False))
+    state: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    grp: str = Field(sa_column=Column(String(80), nullable=False))
+    k: float | None = Field(default=None, sa_column=Column(Double, nullable=True))
+    called_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -364,8 +400,9 @@ scheduler_lock = _table("scheduler_lock")
 protection_rules = _table("protection_rules")
 price_alerts = _table("price_alerts")
 account_prefs = _table("account_prefs")
+sweep_index = _table("sweep_index")
 
 TABLES: tuple[Table, ...] = (journal_entries, postings, balances, earn_shares, accounts, markets, rate_points,
                              positions, holdings, term_sheets, outbox, counters, bot_previews, bot_drafts,
                              bot_seen, bot_faucet, price_ticks, chats, group_shares, deliveries, scheduler_lock,
-                             protection_rules, price_alerts, account_prefs)
+                             protection_rules, price_alerts, account_prefs, sweep_index)

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m benchmarks.sweep|notify|chat``; see README "Performance"."""

@@ -1,0 +1,159 @@
+"""Monitoring groups: the bot joining and leaving chats, and the group commands.
+
+``/monitor`` (group admins) makes a group a monitoring channel; ``/monitor desk`` (operators) makes it the
+desk risk channel that sees every margin call and liquidation of the book; ``/monitor off`` stops both.
+``/share [#id|all]`` and ``/unshare`` let a member choose which of their *own* positions the group sees;
+``/board`` lists them with LTV and the distance to the margin call. The admin check asks Telegram
+(``getChatMember``) through the ``status`` callable the adapter passes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
+from decimal import Decimal
+
+from bot import parsing, render
+from bot.parsing import Usage
+from bot.prices import PriceSource, PricesUnavailable
+from bot.render import Reply, e
+from bot.state import StateStore
+from bot.views import PositionView, position_view
+from domain.actions import pct
+from domain.desk import Desk
+from domain.errors import Rejected
+from domain.markets import Catalog
+from storage.monitoring import Monitoring
+
+GROUP_COMMANDS = ("monitor", "share", "unshare", "board")
+ADMINS = frozenset({"creator", "administrator"})
+PRESENT = frozenset({"creator", "administrator", "member", "restricted"})
+IN_GROUP = "Use /{} in a monitoring group (add me to a group, then a group admin sends /monitor)."
+NOT_MONITORING = "This group is not a monitoring channel yet: a group admin sends /monitor first."
+
+
+class Groups:
+    def __init__(self, catalog: Catalog, store: StateStore, prices: PriceSource, operators: Collection[int],
+                 clock: Callable[[], datetime]) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.prices = prices
+        self.operators = frozenset(operators)
+        self.clock = clock
+
+    def member_changed(self, chat_id: int, chat_type: str, title: str | None, status: str) -> None:
+        """The bot was added, removed, blocked or unblocked (a ``my_chat_member`` update)."""
+        with self.store.unit_of_work() as uow:
+            Monitoring(uow.session).save_chat(chat_id, chat_type, self.clock(), title=title,
+                                              active=status in PRESENT)
+            uow.commit()
+
+    async def command(self, name: str, chat_id: int, chat_type: str, title: str | None, user_id: int,
+                      args: list[str], status: Callable[[], Awaitable[str]]) -> list[Reply]:
+        if chat_type == "private":
+            return [Reply(e(IN_GROUP.format(name)))]
+        try:
+            if name == "monitor":
+                return [await self.monitor(chat_id, chat_type, title, user_id, args, status)]
+            if not self._monitoring(chat_id):
+                return [Reply(e(NOT_MONITORING))]
+            if name == "share":
+                return [self.share(chat_id, str(user_id), args)]
+            if name == "unshare":
+                return [self.unshare(chat_id, str(user_id))]
+            return [await self.board(chat_id)]
+        except Usage as exc:
+            return [render.usage(exc.message)]
+        except Rejected as exc:
+            return [render.refused(exc.message)]
+
+    def _monitoring(self, chat_id: int) -> bool:
+        with self.store.unit_of_work() as uow:
+            row = Monitoring(uow.session).chat(chat_id)
+            return bool(row and row["active"] and (row["monitoring"] or row["desk_channel"]))
+
+    async def monitor(self, chat_id: int, chat_type: str, title: str | None, user_id: int, args: list[str],
+                      status: Callable[[], Awaitable[str]]) -> Reply:
+        """/monitor, /monitor desk, /monitor off."""
+        what = args[0].lower() if args else ""
+        if what not in ("", "desk", "off"):
+            return Reply("Use /monitor (group admins), /monitor desk (operators) or /monitor off.")
+        if what == "desk" and user_id not in self.operators:
+            return Reply("Only the desk's operators can make a group the desk risk channel.")
+        if what != "desk" and await status() not in ADMINS:
+            return Reply("Only a group admin can do that.")
+        values = {"off": {"monitoring": False, "desk_channel": False}, "desk": {"desk_channel": True},
+                  "": {"monitoring": True}}[what]
+        with self.store.unit_of_work() as uow:
+            Monitoring(uow.session).save_chat(chat_id, chat_type, self.clock(), title=title, active=True, **values)
+            uow.commit()
+        if what == "off":
+            return Reply("This group no longer receives pushes.")
+        if what == "desk":
+            return Reply("This group is now the desk risk channel: every margin call and liquidation of the "
+                         "book is pushed here.")
+        return Reply("This group is now a monitoring channel. Members: /share shows all your positions here "
+                     "(or /share 12 for one), /unshare stops, /board lists what is shared.")
+
+    def share(self, chat_id: int, owner: str, args: list[str]) -> Reply:
+        """/share [#id|all]: one of the member's own positions, or all of them (also future ones)."""
+        if len(args) > 1:
+            raise Usage("Use /share, /share all or /share 12.", "share")
+        pid = None if not args or args[0].lower() == "all" else parsing.position_id(args[0], "share")
+        with self.store.unit_of_work() as uow:
+            if pid is not None:
+                Desk(self.catalog, uow.domain_book).own(owner, pid)  # someone else's: "you have no position"
+            fresh = Monitoring(uow.session).share(chat_id, owner, pid, self.clock())
+            uow.commit()
+        what = "all your positions (new ones too)" if pid is None else f"position #{pid}"
+        return Reply(f"{'Shared' if fresh else 'Already shared'}: this group sees {what}, with margin calls "
+                     "and liquidations pushed here.")
+
+    def unshare(self, chat_id: int, owner: str) -> Reply:
+        with self.store.unit_of_work() as uow:
+            gone = Monitoring(uow.session).unshare(chat_id, owner)
+            uow.commit()
+        return Reply("Stopped: this group no longer sees your positions." if gone else
+                     "You were not sharing anything here.")
+
+    async def board(self, chat_id: int) -> Reply:
+        try:
+            prices = await self.prices.prices()
+        except PricesUnavailable:
+            prices = {}
+        now = self.clock()
+        views: list[PositionView] = []
+        with self.store.unit_of_work() as uow:
+            desk = Desk(self.catalog, uow.domain_book)
+            seen: set[int] = set()
+            for owner, pid in Monitoring(uow.session).shares_in(chat_id):
+                for p in sorted(uow.book.positions_of(owner), key=lambda p: p.id):
+                    if p.active and (pid is None or p.id == pid) and p.id not in seen:
+                        seen.add(p.id)
+                        views.append(position_view(desk, p, prices, now))
+        return board(views, prices)
+
+
+def board(views: list[PositionView], prices: dict[str, Decimal]) -> Reply:
+    if not views:
+        return Reply("Nothing is shared here yet. Members: /share to show your positions.")
+    lines = ["<b>Board</b> (LTV · distance to margin call)"]
+    for v in sorted(views, key=lambda v: v.ltv if v.ltv is not None else Decimal(0), reverse=True):
+        lines.append(f"#{v.id} user {e(v.owner)}: LTV <b>{render.ltv_text(v.ltv)}</b> · {_gap(v, prices)} · "
+                     f"debt {render.amt(v.debt)} {e(v.loan_asset)}")
+    return Reply("\n".join(lines))
+
+
+def _gap(v: PositionView, prices: dict[str, Decimal]) -> str:
+    if v.ltv is None:
+        return "no price"
+    points = (v.thresholds.margin_call - v.ltv) * 100
+    if points <= 0:
+        return "<b>in margin call</b>"
+    text = f"{e(points.quantize(Decimal('0.1')))} points to margin call"
+    asset = v.single_collateral
+    now_price = prices.get(asset) if asset else None
+    if asset and now_price and v.margin_call_price is not None:
+        drop = 1 - v.margin_call_price / now_price
+        text += f" ({e(asset)} −{e(pct(drop))}, at {render.price(v.margin_call_price)})"
+    return text

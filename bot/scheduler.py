@@ -1,0 +1,233 @@
+"""The scheduler: APScheduler's ``AsyncIOScheduler`` in the bot's own event loop, with stable job ids.
+
+Jobs (each acts only while this process holds the leader lock, a ``scheduler_lock`` row renewed every run):
+
+- ``poll`` every ``LOANDESK_PRICE_POLL_SECONDS``: fetch prices through the guard (``bot.feed``); on every
+  successful poll run one *tick*, then the notifier. Operators hear once when the feed goes stale (no
+  successful poll for 60 s) and once when it recovers.
+- ``hourly`` at HH:00:05 (and once at start): the same tick on the prices already known — interest, Earn,
+  the rate model, fixed-loan expiries, late fees and reminders happen even when no new price arrives.
+- ``digest`` at HH:02: opt-in daily digests (``account_prefs``) once per UTC day at the borrower's hour.
+- ``deliver`` every second: the notifier's retries and paced sends.
+
+A tick is one unit of work: ``desk.accrue(now)`` (caught up from the stored markers, never from counting job
+runs — APScheduler skips missed runs), ``domain.fixed.process_fixed``, the ``pre_sweep`` hooks (auto-protection:
+``domain.protection.run_protection`` once it exists, wired by the composition root), then
+``domain.sweep.sweep`` with the guard's confirmed prices; its events reach the outbox in the same commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.feed import PriceFeed
+from bot.notifier import Notifier, Send
+from bot.prices import QUOTE, ExchangePrices
+from bot.settings import Settings
+from bot.state import StateStore, UnitOfWork
+from bot.views import position_view
+from domain.desk import Desk, Prices
+from domain.events import Event
+from domain.fixed import process_fixed
+from domain.markets import Catalog
+from domain.money import fmt
+from domain.sweep import sweep
+from storage.monitoring import Monitoring
+
+log = logging.getLogger("loandesk.scheduler")
+LOCK = "scheduler"
+WARN_MAX_AGE = timedelta(minutes=5)  # an hourly tick warns on prices at most this old
+Hook = Callable[[Desk, Prices, datetime], list[Event]]
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Monitor:
+    def __init__(self, catalog: Catalog, store: StateStore, feed: PriceFeed, notifier: Notifier,
+                 clock: Callable[[], datetime], poll_seconds: float, pre_sweep: Sequence[Hook] = (),
+                 holder: str | None = None) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.feed = feed
+        self.notifier = notifier
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.pre_sweep = list(pre_sweep)
+        self.holder = holder or holder_id()
+        self.ttl = timedelta(seconds=max(30.0, 3 * poll_seconds))
+        self.scheduler: AsyncIOScheduler | None = None
+        self._ticking = threading.Lock()
+        self._seeded = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Add the jobs (stable ids, generous grace, coalescing) and start, in the running event loop."""
+        s = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1,
+                                                         "misfire_grace_time": 3600})
+        now = datetime.now(UTC)
+        s.add_job(self.poll, IntervalTrigger(seconds=self.poll_seconds), id="poll", next_run_time=now,
+                  replace_existing=True)
+        s.add_job(self.deliver, IntervalTrigger(seconds=min(1.0, self.poll_seconds)), id="deliver",
+                  replace_existing=True)
+        s.add_job(self.hourly, CronTrigger(minute=0, second=5, timezone=UTC), id="hourly",
+                  next_run_time=now + timedelta(seconds=1), replace_existing=True)
+        s.add_job(self.digest, CronTrigger(minute=2, timezone=UTC), id="digest", replace_existing=True)
+        s.start()
+        self.scheduler = s
+
+    async def stop(self) -> None:
+        """Stop the jobs, let a tick in progress finish its transaction, give up the lock."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        if await asyncio.to_thread(self._ticking.acquire, True, 30):
+            self._ticking.release()
+        with self.store.unit_of_work() as uow:
+            Monitoring(uow.session).release_lock(LOCK, self.holder, self.clock())
+            uow.commit()
+        await self.feed_close()
+
+    def leader(self) -> bool:
+        """Take or renew the leader lock; a passive process keeps asking until the holder's lock expires."""
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            mine = m.take_lock(LOCK, self.holder, self.clock(), self.ttl)
+            if mine and not self._seeded:
+                self.feed.guard.seed(m.last_ticks(self.catalog.assets))
+                self._seeded = True
+            uow.commit()
+            return mine
+
+    async def feed_start(self) -> None:
+        for source in (self.feed.primary, self.feed.second):
+            if isinstance(source, ExchangePrices):
+                await source.start()
+
+    async def feed_close(self) -> None:
+        for source in (self.feed.primary, self.feed.second):
+            if isinstance(source, ExchangePrices):
+                await source.close()
+
+    # ----------------------------------------------------------------- jobs
+
+    async def poll(self) -> None:
+        if not self.leader():
+            return
+        verdict = await self.feed.poll()
+        if verdict is None:
+            if self.feed.went_stale(self.clock()):
+                self.tell_operators("prices_stale", "No exchange price for over 60 seconds: nothing is "
+                                    "liquidated until prices are back. Margin calls use the last known prices.")
+        else:
+            if self.feed.recovered():
+                self.tell_operators("prices_recovered", "Exchange prices are back; the risk sweep runs again.")
+            await asyncio.to_thread(self.tick, verdict.newest, verdict.confirmed, verdict.at, True)
+        await self.notifier.run()
+
+    async def hourly(self) -> None:
+        if not self.leader():
+            return
+        now = self.clock()
+        newest = self.feed.guard.latest(now, WARN_MAX_AGE)
+        await asyncio.to_thread(self.tick, newest, self.feed.guard.confirmed(now), now)
+        await self.notifier.run()
+
+    async def deliver(self) -> None:
+        if self.leader():
+            await self.notifier.run()
+
+    async def digest(self) -> None:
+        if self.leader():
+            await asyncio.to_thread(self.digests, self.feed.guard.latest(self.clock(), WARN_MAX_AGE))
+            await self.notifier.run()
+
+    # ----------------------------------------------------------------- the work
+
+    def tick(self, prices: Prices, confirmed: Prices, now: datetime, record: bool = False) -> list[Event]:
+        """Accrue, expire, protect, sweep — one transaction; the events are in the outbox when it returns."""
+        with self._ticking, self.store.unit_of_work() as uow:
+            desk = Desk(self.catalog, uow.domain_book)
+            events = desk.accrue(now)
+            events += process_fixed(desk, prices, now, confirmed)
+            for hook in self.pre_sweep:
+                events += guarded(uow, hook, desk, prices, now)
+            events += sweep(desk, prices, now, confirmed=confirmed)
+            if record:
+                m = Monitoring(uow.session)
+                last = m.last_ticks(a for a in confirmed if a != QUOTE)
+                for asset, price in confirmed.items():
+                    if asset != QUOTE:
+                        m.record_tick(asset, price, now, "exchange", last.get(asset))
+            uow.commit()
+            return events
+
+    def tell_operators(self, kind: str, message: str) -> None:
+        log.warning("%s: %s", kind, message)
+        with self.store.unit_of_work() as uow:
+            uow.book.emit(Event(self.clock(), kind, None, None, {"message": message}))
+            uow.commit()
+
+    def digests(self, prices: Prices) -> int:
+        """One digest per opted-in borrower per UTC day, at or after their hour."""
+        now = self.clock()
+        day = now.date().isoformat()
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            desk = Desk(self.catalog, uow.domain_book)
+            owners = m.digest_owners(now.hour, day)
+            for owner in owners:
+                rows = []
+                for p in sorted(uow.book.positions_of(owner), key=lambda p: p.id):
+                    if p.active:
+                        v = position_view(desk, p, prices, now)
+                        rows.append({"id": v.id, "ltv": fmt(v.ltv) if v.ltv is not None else "",
+                                     "debt": fmt(v.debt), "asset": v.loan_asset})
+                uow.book.emit(Event(now, "digest", owner, None, {"positions": rows}))
+                m.digest_sent(owner, day)
+            uow.commit()
+            return len(owners)
+
+
+
+def guarded(uow: UnitOfWork, hook: Hook, desk: Desk, prices: Prices, now: datetime) -> list[Event]:
+    """Run a pre-sweep hook inside a savepoint: if it fails, its changes are undone and the sweep still runs
+    (a broken protection rule must never stop liquidations or margin calls)."""
+    uow.book.flush()
+    savepoint = uow.session.begin_nested()
+    try:
+        events = hook(desk, prices, now)
+        uow.book.flush()
+    except Exception:
+        log.exception("pre-sweep hook %s failed; its changes were undone", getattr(hook, "__name__", hook))
+        savepoint.rollback()
+        uow.book.forget()  # objects read inside the hook may hold undone changes: read them again
+        return []
+    savepoint.commit()
+    return events
+
+
+def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send: Send,
+                  clock: Callable[[], datetime], pre_sweep: Sequence[Hook] = ()) -> Monitor:
+    """The scheduler with its own price clients (no cache: every poll asks the exchange) and the notifier."""
+    timeout = min(5.0, max(1.0, settings.price_poll_seconds))
+    assets = list(catalog.assets)
+    primary = ExchangePrices(settings.binance_url, assets, cache_seconds=0, timeout=timeout)
+    second = (ExchangePrices(settings.second_price_url, assets, cache_seconds=0, timeout=timeout)
+              if settings.second_price_url else None)
+    feed = PriceFeed(primary, clock, second)
+    notifier = Notifier(store, send, settings.admin_ids, clock)
+    return Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, pre_sweep)

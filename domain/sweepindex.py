@@ -1,0 +1,186 @@
+"""The sweep index: which positions a price tick can possibly affect, found by a range query, not a scan.
+
+For a flexible position with one collateral asset held from a single source (Spot *or* Earn),
+
+    LTV ≥ L  ⇔  D × P_loan ≥ L × C × P_coll
+             ⇔  s_debt × I_debt × P_loan ≥ L × s_coll × I_coll × P_coll
+             ⇔  k = s_debt / s_coll ≥ L × (P_coll / P_loan) × (I_coll / I_debt)
+
+where ``s_coll`` is the exact Spot amount (``I_coll = 1``) or the Earn shares (``I_coll`` = the Earn index).
+``k`` changes only when the borrower (or a liquidation) acts, so storage keeps it in an indexed column, next to
+the position's *group* ``LOAN/COLL/spot|earn`` and its alert *state*; the right-hand side is one number per
+(group, level) per tick. ``SweepPlan`` holds those numbers and says, for an index ``Entry``, whether the
+position can change at this tick. It is only a filter: the sweep then judges every candidate with the exact
+Decimal rules of ``domain.sweep.check``.
+
+Why a float is safe here. ``k`` and the bounds are binary floats, used for candidate selection only (money
+never becomes a float). A double carries a relative error ≤ 2⁻⁵³ ≈ 1.1e-16 per conversion; the domain rounds
+debt and Earn amounts to 18 decimals, which is a relative error ≤ 5e-13 because positions with ``s_debt`` or
+``s_coll`` below ``DUST`` (1e-6) are not keyed (both indices are ≥ 1). Every bound is widened by ``MARGIN``
+(1e-9), three orders of magnitude more than all those errors together, so the candidates are always a
+superset of the positions the exact rules would act on; the few extra ones are checked and left alone.
+
+What each state needs at a tick (levels from ``Desk.thresholds``; ``w`` is the effective warning level):
+
+- ``QUIET`` (not warned, no margin call): only if the LTV may have reached ``w`` (the lowest level: ``w`` is
+  below the margin call, which is below liquidation): ``k ≥ rise``.
+- ``WARNED``: a margin call or liquidation (``k ≥ escalate``) or re-arming below ``w − gap`` (``k < rearm``).
+- ``CALLED`` (in margin call): liquidation (``k ≥ liquidate``), clearing below ``mc − gap`` (``k < clear``) or
+  an hourly reminder due (``margin_call_at ≤ now − repeat``).
+- ``DIRECT``: judged at every tick — Fixed and VIP loans, several collateral assets, Spot and Earn mixed, a
+  debt index other than the loan asset's, dust, a VIP liquidation pending. They are few.
+
+A personal warning level (``Account.warning_ltv`` below the margin call) replaces ``w`` for that borrower's
+positions: the default bands cover everyone at the product level, and the book adds the positions of the
+accounts with a personal level, judged with ``SweepPlan.band(group, level)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from domain.errors import Rejected
+from domain.markets import Thresholds
+from domain.positions import Position, Product, Source
+
+if TYPE_CHECKING:
+    from domain.desk import Desk, Prices
+
+DUST = Decimal("0.000001")
+MARGIN = 1e-9
+NEVER = float("-inf")  # a ``k < NEVER`` bound that nothing meets
+
+
+class State(IntEnum):
+    QUIET = 0
+    WARNED = 1
+    CALLED = 2
+    DIRECT = 3
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index keeps for one active position."""
+
+    state: State
+    group: str = ""  # "" for DIRECT
+    k: float | None = None  # None for DIRECT
+    called_at: datetime | None = None  # CALLED: when the margin call (or its last reminder) went out
+
+
+def group_of(loan: str, collateral: str, source: Source) -> str:
+    return f"{loan}/{collateral}/{source.value}"
+
+
+def entry_of(p: Position) -> Entry | None:
+    """The index entry of ``p``; None when the sweep never looks at it (closed, or no collateral)."""
+    if not p.active or not p.collateral_assets:
+        return None
+    asset = p.single_collateral
+    if (p.product is not Product.FLEXIBLE or p.rate_key != p.loan_asset or asset is None
+            or p.risk.liquidation_pending_since is not None
+            or (p.risk.margin_call and p.risk.margin_call_at is None)):
+        return Entry(State.DIRECT)
+    holding = p.collateral[asset]
+    if holding.spot != 0 and holding.earn_shares != 0:
+        return Entry(State.DIRECT)  # two sources, two indices: no single k
+    source, s_coll = (Source.SPOT, holding.spot) if holding.spot != 0 else (Source.EARN, holding.earn_shares)
+    if s_coll < DUST or (p.debt_shares != 0 and p.debt_shares < DUST):
+        return Entry(State.DIRECT)  # 18-decimal rounding would matter relative to amounts this small
+    k = float(p.debt_shares / s_coll)
+    group = group_of(p.loan_asset, asset, source)
+    if p.risk.margin_call:
+        return Entry(State.CALLED, group, k, p.risk.margin_call_at)
+    return Entry(State.WARNED if p.risk.warned else State.QUIET, group, k)
+
+
+@dataclass(frozen=True)
+class Band:
+    """Bounds on ``k`` for one group at one warning level (already widened by ``MARGIN``)."""
+
+    rise: float
+    escalate: float
+    rearm: float
+    liquidate: float
+    clear: float
+
+
+@dataclass(frozen=True)
+class Group:
+    """One (loan, collateral, source) at this tick: ``x = (P_coll / P_loan) × (I_coll / I_debt)``."""
+
+    x: Decimal
+    levels: Thresholds
+
+
+def _low(level: Decimal, x: Decimal) -> float:
+    return float(level * x) * (1 - MARGIN)
+
+
+def _high(level: Decimal, x: Decimal) -> float:
+    return float(level * x) * (1 + MARGIN) if level > 0 else NEVER
+
+
+class SweepPlan:
+    """The bounds of one tick: per group and warning level, and when margin-call reminders fall due."""
+
+    def __init__(self, groups: dict[str, Group], gap: Decimal, remind_before: datetime) -> None:
+        self.groups = groups
+        self.gap = gap
+        self.remind_before = remind_before
+        self.bands = {g: self.band(g) for g in groups}
+
+    def band(self, group: str, personal: Decimal | None = None) -> Band:
+        g = self.groups[group]
+        th = g.levels
+        w = personal if personal is not None and personal < th.margin_call else th.warning
+        return Band(rise=_low(w, g.x), escalate=_low(th.margin_call, g.x), rearm=_high(w - self.gap, g.x),
+                    liquidate=_low(th.liquidation, g.x), clear=_high(th.margin_call - self.gap, g.x))
+
+    def is_personal(self, group: str, level: Decimal | None) -> bool:
+        """Whether ``level`` changes the bands of ``group`` (a personal level below its margin call)."""
+        g = self.groups.get(group)
+        return g is not None and level is not None and level < g.levels.margin_call and level != g.levels.warning
+
+    def admits(self, e: Entry, personal: Decimal | None = None) -> bool:
+        """Whether a position with index entry ``e`` (and that personal level) can change at this tick."""
+        if e.state is State.DIRECT or e.k is None:
+            return True
+        if e.group not in self.groups:
+            return False  # a price is missing: the sweep could not judge it either
+        b = self.band(e.group, personal) if self.is_personal(e.group, personal) else self.bands[e.group]
+        if e.state is State.QUIET:
+            return e.k >= b.rise
+        if e.state is State.WARNED:
+            return e.k >= b.escalate or e.k < b.rearm
+        return (e.k >= b.liquidate or e.k < b.clear
+                or (e.called_at is not None and e.called_at <= self.remind_before))
+
+
+def plan(desk: Desk, prices: Prices, now: datetime) -> SweepPlan:
+    """The bounds for ``prices`` at ``now`` (call after ``desk.accrue(now)``: the indices are current)."""
+    from domain.desk import price
+
+    cat = desk.catalog
+    groups: dict[str, Group] = {}
+    for loan in cat.loans:
+        try:
+            p_loan = price(prices, loan)
+        except Rejected:
+            continue
+        i_debt = desk.market(loan, now).debt_index
+        for coll, market in cat.collateral.items():
+            try:
+                p_coll = price(prices, coll)
+            except Rejected:
+                continue
+            levels = cat.thresholds("flexible", coll)
+            spot = p_coll / p_loan / i_debt
+            groups[group_of(loan, coll, Source.SPOT)] = Group(spot, levels)
+            groups[group_of(loan, coll, Source.EARN)] = Group(spot * desk.earn_index(market.asset, now), levels)
+    remind = now - timedelta(minutes=cat.desk.margin_call_repeat_minutes)
+    return SweepPlan(groups, cat.desk.rearm_gap, remind)

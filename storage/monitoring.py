@@ -1,0 +1,228 @@
+"""Queries on the monitoring tables (migration 0003): chats, group shares, deliveries, the scheduler's leader
+lock, accepted price ticks and push preferences.
+
+``Monitoring(uow.session)`` works inside the caller's unit of work, so a delivery row, a chat flag or the lock
+changes in the same transaction as whatever else the caller does. Nothing here talks to Telegram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from domain.events import Event
+from storage.mapping import event_from
+from storage.tables import account_prefs, chats, deliveries, group_shares, outbox, price_ticks, scheduler_lock
+
+TICK_EVERY = timedelta(minutes=1)  # at most one stored tick per asset per minute …
+TICK_JUMP = Decimal("0.15")  # … unless the price moved more than this since the last stored one
+
+
+@dataclass(frozen=True)
+class Due:
+    """A pending delivery with its event."""
+
+    id: int
+    chat_id: int
+    urgency: int
+    attempts: int
+    event: Event
+
+
+class Monitoring:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def db(self) -> Connection:
+        return self.session.connection()
+
+    # ----------------------------------------------------------------- chats
+
+    def chat(self, chat_id: int) -> dict[str, Any] | None:
+        row = self.db.execute(select(chats).where(chats.c.chat_id == chat_id)).mappings().first()
+        return None if row is None else dict(row)
+
+    def save_chat(self, chat_id: int, kind: str, now: datetime, **values: Any) -> None:
+        """Create or update a chat row (``active``, ``monitoring``, ``desk_channel``, ``title``, …)."""
+        if self.chat(chat_id) is None:
+            self.db.execute(insert(chats).values(chat_id=chat_id, kind=kind, updated_at=now,
+                                                 **{"active": True, "monitoring": False, "desk_channel": False,
+                                                    **values}))
+        else:
+            self.db.execute(update(chats).where(chats.c.chat_id == chat_id).values(updated_at=now, **values))
+
+    def inactive(self, ids: Iterable[int]) -> set[int]:
+        ids = list(set(ids))
+        if not ids:
+            return set()
+        q = select(chats.c.chat_id).where(chats.c.chat_id.in_(ids), chats.c.active.is_(False))
+        return set(self.db.execute(q).scalars())
+
+    def desk_channels(self) -> list[int]:
+        q = select(chats.c.chat_id).where(chats.c.desk_channel.is_(True), chats.c.active.is_(True))
+        return list(self.db.execute(q).scalars())
+
+    def migrate_chat(self, old: int, new: int, now: datetime) -> None:
+        """A group became a supergroup: the new id inherits its flags, shares and pending deliveries."""
+        row = self.chat(old) or {"kind": "group", "title": None, "monitoring": False, "desk_channel": False}
+        self.save_chat(new, "supergroup", now, title=row["title"], active=True, monitoring=row["monitoring"],
+                       desk_channel=row["desk_channel"])
+        self.save_chat(old, row["kind"], now, active=False, migrated_to=new)
+        for share in self.db.execute(select(group_shares).where(group_shares.c.chat_id == old)).mappings().all():
+            if not self._has_share(new, share["owner"], share["position_id"]):
+                self.db.execute(update(group_shares).where(group_shares.c.id == share["id"]).values(chat_id=new))
+        self.db.execute(delete(group_shares).where(group_shares.c.chat_id == old))
+        for d in self.db.execute(select(deliveries).where(deliveries.c.chat_id == old,
+                                                          deliveries.c.status == "pending")).mappings().all():
+            taken = self.db.execute(select(deliveries.c.id).where(deliveries.c.chat_id == new,
+                                                                  deliveries.c.outbox_id == d["outbox_id"])).first()
+            if taken is None:
+                self.db.execute(update(deliveries).where(deliveries.c.id == d["id"]).values(chat_id=new))
+            else:
+                self.db.execute(delete(deliveries).where(deliveries.c.id == d["id"]))
+
+    # ----------------------------------------------------------------- shares
+
+    def _has_share(self, chat_id: int, owner: str, pid: int | None) -> bool:
+        cond = group_shares.c.position_id.is_(None) if pid is None else group_shares.c.position_id == pid
+        q = select(group_shares.c.id).where(group_shares.c.chat_id == chat_id, group_shares.c.owner == owner, cond)
+        return self.db.execute(q).first() is not None
+
+    def share(self, chat_id: int, owner: str, pid: int | None, now: datetime) -> bool:
+        """Let the group see ``pid`` (None: every position of ``owner``); False when it already did."""
+        if self._has_share(chat_id, owner, pid):
+            return False
+        self.db.execute(insert(group_shares).values(chat_id=chat_id, owner=owner, position_id=pid, created_at=now))
+        return True
+
+    def unshare(self, chat_id: int, owner: str) -> int:
+        """Stop sharing anything of ``owner`` with the group; how many shares went."""
+        result = self.db.execute(delete(group_shares).where(group_shares.c.chat_id == chat_id,
+                                                            group_shares.c.owner == owner))
+        return int(result.rowcount or 0)
+
+    def shares_in(self, chat_id: int) -> list[tuple[str, int | None]]:
+        q = select(group_shares.c.owner, group_shares.c.position_id).where(group_shares.c.chat_id == chat_id)
+        return [(r[0], r[1]) for r in self.db.execute(q.order_by(group_shares.c.id))]
+
+    def groups_watching(self, owner: str, pid: int | None) -> list[int]:
+        """Active monitoring groups that see this position (shared alone, or all of the owner's)."""
+        which: ColumnElement[bool] = group_shares.c.position_id.is_(None)
+        if pid is not None:
+            which = or_(which, group_shares.c.position_id == pid)
+        q = (select(group_shares.c.chat_id).join(chats, chats.c.chat_id == group_shares.c.chat_id)
+             .where(group_shares.c.owner == owner, which, chats.c.monitoring.is_(True), chats.c.active.is_(True)))
+        return sorted(set(self.db.execute(q).scalars()))
+
+    # ----------------------------------------------------------------- deliveries
+
+    def undispatched(self, limit: int = 500) -> list[tuple[int, Event]]:
+        """Outbox rows not yet expanded into deliveries (``sent_at`` marks the hand-over)."""
+        q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.urgency, outbox.c.id).limit(limit)
+        return [(r["id"], event_from(r)) for r in self.db.execute(q).mappings()]
+
+    def add_deliveries(self, outbox_id: int, chat_ids: Sequence[int], urgency: int) -> None:
+        for chat_id in dict.fromkeys(chat_ids):
+            self.db.execute(insert(deliveries).values(outbox_id=outbox_id, chat_id=chat_id, urgency=urgency,
+                                                      status="pending", attempts=0))
+
+    def due(self, now: datetime, limit: int = 300) -> list[Due]:
+        """Pending deliveries whose time has come, most urgent first, then in the order written."""
+        q = (select(deliveries.c.id, deliveries.c.chat_id, deliveries.c.urgency, deliveries.c.attempts,
+                    outbox.c.at, outbox.c.type, outbox.c.account, outbox.c.position, outbox.c.data)
+             .join(outbox, outbox.c.id == deliveries.c.outbox_id)
+             .where(deliveries.c.status == "pending",
+                    or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now))
+             .order_by(deliveries.c.urgency, deliveries.c.id).limit(limit))
+        return [Due(r["id"], r["chat_id"], r["urgency"], r["attempts"], event_from(r))
+                for r in self.db.execute(q).mappings()]
+
+    def delivered(self, ids: Sequence[int], message_id: int, now: datetime) -> None:
+        self.db.execute(update(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                        .values(status="sent", sent_at=now, message_id=message_id,
+                                attempts=deliveries.c.attempts + 1, error=None))
+
+    def retry(self, ids: Sequence[int], at: datetime, error: str) -> None:
+        self.db.execute(update(deliveries).where(deliveries.c.id.in_(ids))
+                        .values(attempts=deliveries.c.attempts + 1, next_attempt_at=at, error=error[:250]))
+
+    def drop(self, ids: Sequence[int], error: str) -> None:
+        self.db.execute(update(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                        .values(status="dropped", error=error[:250]))
+
+    def drop_chat(self, chat_id: int, error: str) -> None:
+        self.db.execute(update(deliveries).where(deliveries.c.chat_id == chat_id, deliveries.c.status == "pending")
+                        .values(status="dropped", error=error[:250]))
+
+    def delivery_rows(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute(select(deliveries).order_by(deliveries.c.id)).mappings()]
+
+    # ----------------------------------------------------------------- leader lock
+
+    def take_lock(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Hold (or renew) the lock ``name`` until ``now + ttl``; False while another live holder has it."""
+        row = self.db.execute(select(scheduler_lock).where(scheduler_lock.c.name == name)).mappings().first()
+        if row is None:
+            self.db.execute(insert(scheduler_lock).values(name=name, holder=holder, expires_at=now + ttl))
+            return True
+        if row["holder"] != holder and row["expires_at"] > now:
+            return False
+        self.db.execute(update(scheduler_lock).where(scheduler_lock.c.name == name)
+                        .values(holder=holder, expires_at=now + ttl))
+        return True
+
+    def release_lock(self, name: str, holder: str, now: datetime) -> None:
+        self.db.execute(update(scheduler_lock).where(and_(scheduler_lock.c.name == name,
+                                                          scheduler_lock.c.holder == holder))
+                        .values(expires_at=now))
+
+    # ----------------------------------------------------------------- price ticks
+
+    def last_ticks(self, assets: Iterable[str]) -> dict[str, tuple[Decimal, datetime]]:
+        """The newest stored price of each asset (one indexed lookup per asset)."""
+        newest: dict[str, tuple[Decimal, datetime]] = {}
+        for asset in assets:
+            q = (select(price_ticks.c.price, price_ticks.c.at).where(price_ticks.c.asset == asset)
+                 .order_by(price_ticks.c.at.desc(), price_ticks.c.id.desc()).limit(1))
+            row = self.db.execute(q).first()
+            if row is not None:
+                newest[asset] = (row[0], row[1])
+        return newest
+
+    def record_tick(self, asset: str, price: Decimal, at: datetime, source: str,
+                    last: tuple[Decimal, datetime] | None) -> bool:
+        """Store an accepted price, throttled (one a minute per asset, or a jump); True when stored."""
+        if last is not None:
+            moved = abs(price - last[0]) / last[0] if last[0] else Decimal(1)
+            if at - last[1] < TICK_EVERY and moved <= TICK_JUMP:
+                return False
+        self.db.execute(insert(price_ticks).values(asset=asset, at=at, price=price, source=source))
+        return True
+
+    # ----------------------------------------------------------------- preferences
+
+    def digest_owners(self, hour: int, day: str) -> list[str]:
+        q = select(account_prefs.c.owner).where(
+            account_prefs.c.daily_digest.is_(True), account_prefs.c.digest_hour <= hour,
+            or_(account_prefs.c.last_digest_day.is_(None), account_prefs.c.last_digest_day < day))
+        return list(self.db.execute(q).scalars())
+
+    def digest_sent(self, owner: str, day: str) -> None:
+        self.db.execute(update(account_prefs).where(account_prefs.c.owner == owner).values(last_digest_day=day))
+
+    def rate_watchers(self) -> list[str]:
+        q = select(account_prefs.c.owner).where(account_prefs.c.rate_changes.is_(True))
+        return list(self.db.execute(q).scalars())
+
+    def set_prefs(self, owner: str, **values: Any) -> None:
+        if self.db.execute(select(account_prefs.c.owner).where(account_prefs.c.owner == owner)).first() is None:
+            self.db.execute(insert(account_prefs).values(owner=owner, **values))
+        else:
+            self.db.execute(update(account_prefs).where(account_prefs.c.owner == owner).values(**values))

@@ -1,0 +1,196 @@
+"""Harness for monitoring tests: the real Application with its scheduler and notifier, polling FakeTelegram
+and FakeExchange every 0.2 s, on a SQLite file that outlives a stopped bot (so a "crash" and a restart can be
+played), with an injected clock that runs with real time and can jump ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App, build_application
+from bot.scheduler import Monitor
+from bot.settings import Settings
+from bot.state import StateStore
+from domain import actions
+from domain.desk import Desk
+from domain.markets import load_catalog
+from domain.positions import Position
+from tests.fakes.exchange import FakeExchange
+from tests.fakes.telegram import FakeTelegram
+
+TOKEN = "123:ABC"
+OPERATOR = 1
+ANN = 42
+BOB = 77
+GROUP = -100
+POLL = 0.2
+START = datetime(2030, 1, 7, 10, 15, tzinfo=UTC)  # mid-hour: no HH:00 passes during a test unless we jump
+
+
+class Clock:
+    """Real time elapsing from ``START``, plus whatever the test adds with ``advance``."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return START + timedelta(seconds=time.monotonic() - self.t0) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+class Bot:
+    """One running process: the Application (with scheduler) in its own thread and event loop."""
+
+    def __init__(self, settings: Settings, clock: Clock, prepare: Callable[[App], None] | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.stop_event: asyncio.Event | None = None
+        ready = threading.Event()
+        self.app: App | None = None
+
+        async def main() -> None:
+            self.stop_event = asyncio.Event()
+            app = self.app = build_application(settings, clock=clock, get_updates_read_timeout=3, read_timeout=3)
+            if prepare is not None:
+                prepare(app)
+            async with app:
+                assert app.updater is not None and app.post_init and app.post_shutdown
+                await app.post_init(app)
+                await app.updater.start_polling(poll_interval=0, timeout=1)
+                await app.start()
+                ready.set()
+                await self.stop_event.wait()
+                await app.updater.stop()
+                await app.stop()
+                await app.post_shutdown(app)
+
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),), daemon=True)
+        self.thread.start()
+        assert ready.wait(10), "the bot did not start"
+
+    @property
+    def monitor(self) -> Monitor:
+        assert self.app is not None
+        monitor: Monitor = self.app.bot_data["monitor"]
+        return monitor
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+        """Run a coroutine on the bot's loop (e.g. a job by hand) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        assert self.stop_event is not None
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(15)
+        self.loop.close()
+
+
+class World:
+    """Telegram, the exchange, the database and the clock; bots come and go."""
+
+    def __init__(self, tg: FakeTelegram, exchange: FakeExchange, db: Path) -> None:
+        self.tg = tg
+        self.exchange = exchange
+        self.url = f"sqlite:///{db}"
+        self.clock = Clock()
+        self.catalog = load_catalog(None)
+        self.bots: list[Bot] = []
+        self.settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
+                                 LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=self.url,
+                                 LOANDESK_ADMIN_IDS=str(OPERATOR), LOANDESK_PRICE_POLL_SECONDS=POLL)
+        for user in (OPERATOR, ANN, BOB):
+            tg.add_user(user)
+
+    def start(self, prepare: Callable[[App], None] | None = None) -> Bot:
+        bot = Bot(self.settings, self.clock, prepare)
+        self.bots.append(bot)
+        return bot
+
+    def borrow(self, owner: int, loan: str, amount: str, collateral: str, qty: str, spare: str = "0",
+               prices: dict[str, Decimal] | None = None) -> int:
+        """A position opened straight through the engine (at the clock's time, BTC at 50,000 by default)."""
+        store = StateStore(self.url)
+        try:
+            with store.unit_of_work() as uow:
+                desk = Desk(self.catalog, uow.domain_book)
+                now = self.clock()
+                desk.deposit(str(owner), collateral, Decimal(qty) + Decimal(spare), now)
+                req = actions.BorrowRequest(str(owner), loan, Decimal(amount), {collateral: Decimal(qty)})
+                p, _ = actions.borrow(desk, req, prices or {"USDT": Decimal(1), "BTC": Decimal(50000)}, now)
+                uow.commit()
+                return p.id
+        finally:
+            store.close()
+
+    def position(self, pid: int) -> Position:
+        store = StateStore(self.url)
+        try:
+            with store.unit_of_work() as uow:
+                p = uow.book.get_position(pid)
+                assert p is not None
+                return p
+        finally:
+            store.close()
+
+    def rows(self, query: Callable[[Any], Any]) -> Any:
+        store = StateStore(self.url)
+        try:
+            with store.unit_of_work() as uow:
+                return query(uow)
+        finally:
+            store.close()
+
+    def say(self, user: int, text: str, chat_id: int | None = None) -> dict[str, Any]:
+        since = len(self.tg.sent)
+        self.tg.send_text(user, text, chat_id=chat_id)
+        chat = chat_id if chat_id is not None else user
+        return self.tg.wait_for(lambda r: r["chat_id"] == chat and r["method"] == "sendMessage", since=since)
+
+    def monitoring_group(self, owner: int = ANN, share: str = "") -> None:
+        """``owner`` adds the bot to GROUP, makes it a monitoring channel and shares their positions."""
+        self.tg.add_bot_to_group(GROUP, owner, title="Ann's risk room")
+        self.tg.set_member_status(GROUP, owner, "administrator")
+        assert "monitoring channel" in self.say(owner, "/monitor", GROUP)["plain"]
+        assert "Shared" in self.say(owner, f"/share {share}".strip(), GROUP)["plain"]
+
+    def pushes(self, chat_id: int, word: str) -> list[dict[str, Any]]:
+        return [r for r in self.tg.sent if r["chat_id"] == chat_id and r["method"] == "sendMessage"
+                and word in (r["plain"] or "")]
+
+    def polls(self, n: int = 3, timeout: float = 10) -> None:
+        """Wait until the exchange has been asked ``n`` more times."""
+        start = self.exchange.hits
+        deadline = time.monotonic() + timeout
+        while self.exchange.hits < start + n:
+            assert time.monotonic() < deadline, "the scheduler stopped polling"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with FakeTelegram() as tg, FakeExchange({"BTC": "50000", "ETH": "3000"}) as exchange:
+        w = World(tg, exchange, tmp_path / "monitor.db")
+        try:
+            yield w
+        finally:
+            for bot in w.bots:
+                if bot.thread.is_alive():
+                    bot.stop()
+
+
+def wait(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
