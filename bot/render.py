@@ -107,7 +107,10 @@ def position_lines(v: PositionView) -> list[str]:
         a = e(v.single_collateral)
         lines.append(f"Margin call at {a} {price(v.margin_call_price)} · liquidation at {a} "
                      f"{price(v.liquidation_price)}")
-    if v.debt > 0:
+    if v.fixed_interest is not None:
+        lines.append(f"Interest: {amt(v.fixed_interest)} {e(v.loan_asset)} paid up front (fixed APR "
+                     f"{e(fmt(v.apr * 100))}%)")
+    elif v.debt > 0:
         lines.append(f"Interest: {amt(v.hourly_interest)} {e(v.loan_asset)}/hour, {amt(v.daily_interest)} "
                      f"{e(v.loan_asset)}/day (APR {e(fmt(v.apr * 100))}%)")
     if v.expires_at is not None:
@@ -141,10 +144,12 @@ def preview(s: Shown) -> Reply:
         if b.existing:
             lines.append(f"This adds to your open position #{b.existing}.")
         asset = e(next(iter(coll)))
+        triggers = (f"Margin call at {asset} {price(b.margin_call_price)} · liquidation at {asset} "
+                    f"{price(b.liquidation_price)}" if b.margin_call_price is not None else
+                    "Margin-call and liquidation prices depend on every collateral price: see /stress after.")
         lines += [f"LTV after: <b>{e(pct(b.ltv))}</b> (limit {e(pct(b.thresholds.initial))}, margin call "
                   f"{e(pct(b.thresholds.margin_call))}, liquidation {e(pct(b.thresholds.liquidation))})",
-                  f"Margin call at {asset} {price(b.margin_call_price)} · liquidation at {asset} "
-                  f"{price(b.liquidation_price)}",
+                  triggers,
                   f"Interest: {amt(b.hourly_interest)} {e(b.request.loan_asset)}/hour, "
                   f"{amt(b.daily_interest)} {e(b.request.loan_asset)}/day (APR {e(fmt(b.apr * 100))}%, "
                   "variable, charged at every full hour)",

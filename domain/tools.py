@@ -196,7 +196,8 @@ def estimate(catalog: Catalog, amount: Decimal, asset: str, days: int, flexible_
     if covering:
         term = covering[0]
         fapr = loan.fixed_apr[term]
-        interest = fixed_interest(amount, fapr, term)
+        # rounded up as the engine takes it (domain.fixed.upfront_interest), so "you receive" is exact
+        interest = round_up(fixed_interest(amount, fapr, term), catalog.precision(asset))
         fixed = FixedCost(term, fapr, interest, amount - interest, now + timedelta(days=term),
                           amount * catalog.desk.late_fee_multiplier * fapr / HOURS_PER_YEAR,
                           catalog.desk.grace_hours)
