@@ -2,8 +2,9 @@
 
 ``build_application`` wires everything; the Telegram handlers here only translate updates to ``ChatDesk``
 calls and ``Reply`` objects to Bot API calls. A gate in handler group -1 drops redelivered updates (keyed by
-chat+message id or callback query id, persisted) and slows down floods before any command runs; the error
-handler logs and answers with one generic sentence, never a traceback.
+chat+message id or callback query id, persisted) and slows down floods before any command runs; a chat that
+had refused the bot (403) and writes again is reactivated there and its held critical pushes are sent before
+the answer. The error handler logs and answers with one generic sentence, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -31,7 +32,7 @@ from telegram.ext import (
 from bot import render
 from bot.commands import BORROWER_COMMANDS, ChatDesk
 from bot.flood import SLOW_DOWN, FloodLimiter
-from bot.groups import GROUP_COMMANDS, Groups
+from bot.groups import GROUP_COMMANDS, OWNER_ONLY, Groups
 from bot.notifier import telegram_sender
 from bot.prices import ExchangePrices, PriceSource
 from bot.render import Reply
@@ -91,7 +92,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     if monitor:
         watcher = build_monitor(settings, catalog, store, telegram_sender(app.bot), clock, pre_sweep_hooks())
         app.bot_data["monitor"] = watcher
-    handlers = TelegramHandlers(desk, flood, groups)
+    handlers = TelegramHandlers(desk, flood, groups, watcher)
     app.add_handler(TypeHandler(Update, handlers.gate), group=-1)
     app.add_handler(ChatMemberHandler(handlers.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.COMMAND, handlers.on_command))
@@ -124,15 +125,18 @@ def markup(reply: Reply) -> InlineKeyboardMarkup | None:
 
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]) -> None:
     chat = update.effective_chat
-    if chat is None:
-        return
+    if chat is not None:
+        await send_to(context, chat.id, replies)
+
+
+async def send_to(context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply]) -> None:
     for reply in replies:
         parts = render.split(reply.text)
         for i, part in enumerate(parts):
-            await context.bot.send_message(chat.id, part, parse_mode=ParseMode.HTML,
+            await context.bot.send_message(chat_id, part, parse_mode=ParseMode.HTML,
                                            reply_markup=markup(reply) if i == len(parts) - 1 else None)
         if reply.photo is not None:
-            await context.bot.send_photo(chat.id, reply.photo, caption=reply.caption[:1024] or None,
+            await context.bot.send_photo(chat_id, reply.photo, caption=reply.caption[:1024] or None,
                                          parse_mode=ParseMode.HTML)
 
 
@@ -149,15 +153,24 @@ def update_key(update: Update) -> str:
 class TelegramHandlers:
     """parse the update → one ``ChatDesk`` call → send the replies."""
 
-    def __init__(self, desk: ChatDesk, flood: FloodLimiter, groups: Groups) -> None:
+    def __init__(self, desk: ChatDesk, flood: FloodLimiter, groups: Groups, monitor: Monitor | None = None) -> None:
         self.desk = desk
         self.flood = flood
         self.groups = groups
+        self.monitor = monitor
+
+    async def welcome_back(self, chat_id: int, released: int | None) -> None:
+        """A chat that refused the bot is back: its held critical pushes go out now (if this process leads)."""
+        if released and self.monitor is not None and self.monitor.leader():
+            await self.monitor.notifier.flush(chat_id)
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Drop redelivered updates; slow down floods (one warning, then silence)."""
         if not self.desk.service.first_time(update_key(update)):
             raise ApplicationHandlerStop
+        chat = update.effective_chat
+        if chat is not None and (update.message is not None or update.callback_query is not None):
+            await self.welcome_back(chat.id, self.groups.returned(chat.id))
         user = update.effective_user
         if user is None:
             return
@@ -191,7 +204,8 @@ class TelegramHandlers:
         change = update.my_chat_member
         if change is not None:
             chat = change.chat
-            self.groups.member_changed(chat.id, chat.type, chat.title, str(change.new_chat_member.status))
+            released = self.groups.member_changed(chat.id, chat.type, chat.title, str(change.new_chat_member.status))
+            await self.welcome_back(chat.id, released)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Plain text: an amount a guided /borrow asked for."""
@@ -205,12 +219,37 @@ class TelegramHandlers:
         query = update.callback_query
         if query is None or query.data is None:
             return
+        chat = update.effective_chat
+        kind, _, value = query.data.partition(":")
+        if chat is not None and chat.type != "private" and kind in ("pa", "pr", "pv") and value.isdigit():
+            await self.on_group_tap(update, context, chat.id, kind, int(value))
+            return
         result = await self.desk.tap(query.from_user.id, query.data)
         await query.answer(result.toast[:200] or None)
         if result.clear_buttons and query.message is not None:
             with contextlib.suppress(BadRequest):  # already without buttons
                 await query.edit_message_reply_markup(None)
         await send(update, context, result.replies)
+
+    async def on_group_tap(self, update: Update, context: ContextTypes.DEFAULT_TYPE, chat_id: int, kind: str,
+                           pid: int) -> None:
+        """A push button in a group: View answers in the group; Add collateral / Repay only for the owner, and
+        only in their private chat (a preview there; nothing is done in the group)."""
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        user = query.from_user.id
+        answer = await self.groups.tap(chat_id, user, kind, pid)
+        if not answer.owner:
+            await query.answer(answer.toast[:200] or None)
+            await send(update, context, answer.replies)
+            return
+        result = await self.desk.tap(user, query.data)
+        try:
+            await send_to(context, user, result.replies)
+        except Forbidden:  # the owner never opened (or blocked) the private chat
+            await query.answer(OWNER_ONLY)
+            return
+        await query.answer("Sent to our private chat.")
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log it; tell the person something generic (never the exception)."""

@@ -38,6 +38,7 @@ BORROWER_COMMANDS = [
     ("protect", "Auto-protection: /protect 1 80% 65% topup"), ("stress", "What if: /stress 1 -30%"),
     ("estimate", "Cost: /estimate 1000 USDT 30d"), ("backtest", "Replay a crash: /backtest 1 march2020"),
     ("chart", "Price and LTV chart: /chart 1"), ("terms", "Your VIP term sheet"),
+    ("notify", "Opt-in pushes: /notify rates on, /notify digest on 8"),
 ]
 OPERATOR_HELP = """<b>Operators</b>
 /credit 123 2 BTC · /debit 123 2 BTC · /setrate USDT 6.5% · /book
@@ -58,6 +59,7 @@ HELP = """<b>loandesk</b> lends against your crypto.
 /stress 1 -30% (or /stress 1 BTC -30% ETH -20%) · /estimate 1000 USDT 30d
 /backtest 1 march2020 (also may2021, dec2021, aug2024) · /chart 1
 /terms — your VIP term sheet · /borrow 60000 USDT with 1.5 BTC vip — borrow under it
+/notify rates on|off — rate changes of what you borrow · /notify digest on 8|off — a daily digest at 08:00 UTC
 In a group: /monitor (admins) · /share [id|all] · /unshare · /board"""
 
 
@@ -89,7 +91,7 @@ class ChatDesk(ToolCommands):
             "withdraw": self.withdraw, "close": self.close, "wallet": self.wallet, "history": self.history,
             "alerts": self.alerts, "alert": self.alert, "faucet": self.faucet,
             "protect": self.protect, "stress": self.stress, "estimate": self.estimate, "backtest": self.backtest,
-            "chart": self.chart, "terms": self.terms,
+            "chart": self.chart, "terms": self.terms, "notify": self.notify,
         }
         self.operator: dict[str, Handler] = {
             "credit": self.credit, "debit": self.debit, "setrate": self.setrate, "book": self.book,
@@ -337,6 +339,25 @@ class ChatDesk(ToolCommands):
         parsing.need(args, 2, "alert", "the level")
         level = self.service.set_alert_ltv(user, parsing.percent(args[1], "alert"))
         return [Reply(f"Done. You will be warned when a position's LTV reaches {render.ltv_text(level)}.")]
+
+    async def notify(self, user: str, args: list[str]) -> list[Reply]:
+        """/notify · /notify rates on|off · /notify digest on|off [HH] (UTC hour)."""
+        what = [a.lower() for a in args]
+        if not what:
+            return [render.notify_prefs(self.tools.prefs(user))]
+        if len(what) < 2 or what[0] not in ("rates", "digest") or what[1] not in ("on", "off") \
+                or len(what) > (3 if what[:2] == ["digest", "on"] else 2):
+            raise Usage(f"I did not understand '{' '.join(args)}'.", "notify")
+        on = what[1] == "on"
+        if what[0] == "rates":
+            return [render.notify_prefs(self.tools.set_prefs(user, rate_changes=on), "Done.")]
+        values: dict[str, Any] = {"daily_digest": on}
+        if len(what) == 3:
+            hour = what[2].removesuffix(":00")
+            if not hour.isdigit() or not 0 <= int(hour) <= 23:
+                raise Usage(f"'{args[2]}' is not an hour of the day (0 to 23, UTC).", "notify")
+            values["digest_hour"] = int(hour)
+        return [render.notify_prefs(self.tools.set_prefs(user, **values), "Done.")]
 
     async def faucet(self, user: str, args: list[str]) -> list[Reply]:
         """Demo funds."""

@@ -5,11 +5,16 @@ desk risk channel that sees every margin call and liquidation of the book; ``/mo
 ``/share [#id|all]`` and ``/unshare`` let a member choose which of their *own* positions the group sees;
 ``/board`` lists them with LTV and the distance to the margin call. The admin check asks Telegram
 (``getChatMember``) through the ``status`` callable the adapter passes in.
+
+Buttons under a push in a group (``tap``): View shows the position's board line, if this group sees the
+position (shared here, or the desk risk channel); Add collateral / Repay are for the owner only and never
+act in the group: the owner gets the preview in their private chat, anyone else a toast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,6 +35,17 @@ ADMINS = frozenset({"creator", "administrator"})
 PRESENT = frozenset({"creator", "administrator", "member", "restricted"})
 IN_GROUP = "Use /{} in a monitoring group (add me to a group, then a group admin sends /monitor)."
 NOT_MONITORING = "This group is not a monitoring channel yet: a group admin sends /monitor first."
+OWNER_ONLY = "Only the owner can do that — in a private chat with me."
+NOT_HERE = "That position is not shared with this group."
+
+
+@dataclass(frozen=True)
+class GroupTap:
+    """A push button tapped in a group: a toast, messages for the group, or ``owner``: act in private."""
+
+    toast: str = ""
+    replies: list[Reply] = field(default_factory=list)
+    owner: bool = False
 
 
 class Groups:
@@ -41,12 +57,24 @@ class Groups:
         self.operators = frozenset(operators)
         self.clock = clock
 
-    def member_changed(self, chat_id: int, chat_type: str, title: str | None, status: str) -> None:
-        """The bot was added, removed, blocked or unblocked (a ``my_chat_member`` update)."""
+    def member_changed(self, chat_id: int, chat_type: str, title: str | None, status: str) -> int:
+        """The bot was added, removed, blocked or unblocked (a ``my_chat_member`` update); back in the chat,
+        its held critical pushes are due again: how many."""
         with self.store.unit_of_work() as uow:
-            Monitoring(uow.session).save_chat(chat_id, chat_type, self.clock(), title=title,
-                                              active=status in PRESENT)
+            m = Monitoring(uow.session)
+            m.save_chat(chat_id, chat_type, self.clock(), title=title, active=status in PRESENT)
+            released = m.release_held(chat_id) if status in PRESENT else 0
             uow.commit()
+            return released
+
+    def returned(self, chat_id: int) -> int | None:
+        """Someone wrote in (or tapped in) ``chat_id``: if it was inactive it is active again; None when it was
+        active already, else how many held pushes are due again."""
+        with self.store.unit_of_work() as uow:
+            released = Monitoring(uow.session).reactivate(chat_id, self.clock())
+            if released is not None:
+                uow.commit()
+            return released
 
     async def command(self, name: str, chat_id: int, chat_type: str, title: str | None, user_id: int,
                       args: list[str], status: Callable[[], Awaitable[str]]) -> list[Reply]:
@@ -116,6 +144,29 @@ class Groups:
         return Reply("Stopped: this group no longer sees your positions." if gone else
                      "You were not sharing anything here.")
 
+    async def tap(self, chat_id: int, user_id: int, kind: str, pid: int) -> GroupTap:
+        """``pv``/``pa``/``pr`` under a push in this group, authorised here: the group must see the position."""
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            row = m.chat(chat_id)
+            p = uow.book.get_position(pid)
+            owner = p.owner if p is not None else ""
+            visible = bool(p is not None and row and row["active"] and (
+                row["desk_channel"] or chat_id in m.groups_watching(owner, pid)))
+        if not visible:
+            return GroupTap(NOT_HERE)
+        if kind != "pv":
+            return GroupTap(owner=True) if str(user_id) == owner else GroupTap(OWNER_ONLY)
+        try:
+            prices = await self.prices.prices()
+        except PricesUnavailable:
+            prices = {}
+        with self.store.unit_of_work() as uow:
+            p = uow.book.get_position(pid)
+            assert p is not None
+            view = position_view(Desk(self.catalog, uow.domain_book), p, prices, self.clock())
+        return GroupTap(replies=[board([view], prices)])
+
     async def board(self, chat_id: int) -> Reply:
         try:
             prices = await self.prices.prices()
@@ -139,9 +190,17 @@ def board(views: list[PositionView], prices: dict[str, Decimal]) -> Reply:
         return Reply("Nothing is shared here yet. Members: /share to show your positions.")
     lines = ["<b>Board</b> (LTV · distance to margin call)"]
     for v in sorted(views, key=lambda v: v.ltv if v.ltv is not None else Decimal(0), reverse=True):
-        lines.append(f"#{v.id} user {e(v.owner)}: LTV <b>{render.ltv_text(v.ltv)}</b> · {_gap(v, prices)} · "
-                     f"debt {render.amt(v.debt)} {e(v.loan_asset)}")
+        lines.append(line(v, prices))
     return Reply("\n".join(lines))
+
+
+def line(v: PositionView, prices: dict[str, Decimal]) -> str:
+    """One position on the board: LTV, distance to margin call, debt (and the status when no longer open)."""
+    if v.status not in ("open", "overdue"):
+        return f"#{v.id} user {e(v.owner)}: {e(v.status.replace('_', ' '))} · debt {render.amt(v.debt)} " \
+               f"{e(v.loan_asset)}"
+    return (f"#{v.id} user {e(v.owner)}: LTV <b>{render.ltv_text(v.ltv)}</b> · {_gap(v, prices)} · "
+            f"debt {render.amt(v.debt)} {e(v.loan_asset)}")
 
 
 def _gap(v: PositionView, prices: dict[str, Decimal]) -> str:

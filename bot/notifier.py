@@ -13,8 +13,10 @@ transaction right after Telegram accepts the message: a crash in between (or a t
 actually accepted) re-sends exactly that one message after restart — at-least-once, with a window of one
 message per chat. 429 waits ``retry_after``; other failures back off exponentially; critical kinds
 (``domain.events.CRITICAL``) are retried forever, others dropped after ``MAX_ATTEMPTS``. 403 deactivates the
-chat and drops its deliveries (a blocked user cannot be reached; the events stay in /history). A migrated
-group moves its flags, shares and pending deliveries to the new id and is sent to there.
+chat: its critical deliveries are *held* (never dropped; new critical events for it are held too), the others
+dropped. When the chat talks to the bot again (or a group re-adds it) ``bot.app`` reactivates it and
+``flush(chat_id)`` sends the held pushes, most urgent first and folded, before the answer. A migrated group
+moves its flags, shares and pending deliveries to the new id and is sent to there.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MAX_ATTEMPTS = 8
 MAX_BACKOFF = 600.0
 MAX_FOLD = 8
 FOLD_CHARS = 3800
+PASS_SECONDS = 1.0
 Send = Callable[[int, Reply], Awaitable[int]]
 
 
@@ -60,7 +63,7 @@ def _seconds(value: object) -> float:
 
 class Notifier:
     def __init__(self, store: StateStore, send: Send, operators: Collection[int], clock: Callable[[], datetime],
-                 per_second: float = 25.0, private_gap: float = 1.0, group_gap: float = 3.0) -> None:
+                 per_second: float = 29.0, private_gap: float = 1.0, group_gap: float = 3.0) -> None:
         self.store = store
         self.send = send
         self.operators = sorted(operators)
@@ -78,7 +81,12 @@ class Notifier:
             return 0
         async with self._lock:
             self.dispatch()
-            return await self.deliver()
+            sent = total = await self.deliver()
+            while sent:  # a backlog (a crash) drains at the overall pace, not one pass per scheduler run
+                self.dispatch()
+                sent = await self.deliver()
+                total += sent
+            return total
 
     # ----------------------------------------------------------------- outbox → deliveries
 
@@ -87,40 +95,55 @@ class Notifier:
             m = Monitoring(uow.session)
             found = m.undispatched()
             for outbox_id, ev in found:
-                chats = self.recipients(m, ev)
-                m.add_deliveries(outbox_id, chats, 1 if ev.type in pushes.OPERATOR_KINDS else ev.urgency)
+                chats, away = self.recipients(m, ev)
+                urgency = 1 if ev.type in pushes.OPERATOR_KINDS else ev.urgency
+                m.add_deliveries(outbox_id, chats, urgency)
+                if away and ev.type in CRITICAL:  # held for chats that refuse the bot now, sent when they are back
+                    m.add_deliveries(outbox_id, away, urgency, status="held")
             uow.outbox.mark_sent([i for i, _ in found], self.clock())
             uow.commit()
             return len(found)
 
-    def recipients(self, m: Monitoring, ev: Event) -> list[int]:
+    def recipients(self, m: Monitoring, ev: Event) -> tuple[list[int], list[int]]:
+        """The chats to push ``ev`` to now, and those that refuse the bot now but may come back."""
         if ev.type in pushes.SILENT:
-            return []
+            return [], []
         if ev.type in pushes.OPERATOR_KINDS:
             chats = list(self.operators)
         elif ev.type == "rate_changed" and ev.account is None:
-            chats = [int(o) for o in m.rate_watchers() if o.isdigit()]
+            market = ev.data.get("asset")
+            chats = [int(o) for o in m.rate_watchers(str(market) if market else None) if o.isdigit()]
         else:
             chats = [int(ev.account)] if ev.account and ev.account.isdigit() else []
             if ev.account:
-                chats += m.groups_watching(ev.account, ev.position)
+                chats += m.groups_watching(ev.account, ev.position, inactive_too=True)
             if ev.type in pushes.DESK_KINDS:
-                chats += m.desk_channels()
+                chats += m.desk_channels(inactive_too=True)
         chats = list(dict.fromkeys(chats))
-        gone = m.inactive(chats)
-        return [c for c in chats if c not in gone]
+        gone, back_later = m.away(chats)
+        return [c for c in chats if c not in gone], [c for c in chats if c in back_later]
 
     # ----------------------------------------------------------------- deliveries → Telegram
 
-    async def deliver(self) -> int:
-        """One pass over what is due; returns how many messages Telegram accepted."""
+    async def flush(self, chat_id: int) -> int:
+        """Send what is due for one chat now (its held pushes, just released), waiting for a pass in progress."""
+        async with self._lock:
+            self.dispatch()
+            self.ready_at.pop(chat_id, None)
+            return await self.deliver(chat_id)  # one folded message; any rest follows at the chat's pace
+
+    async def deliver(self, chat_id: int | None = None) -> int:
+        """One pass over what is due (for one chat, or all); returns how many messages Telegram accepted."""
         with self.store.unit_of_work() as uow:
-            due = Monitoring(uow.session).due(self.clock())
+            due = Monitoring(uow.session).due(self.clock(), chat_id=chat_id)
         by_chat: dict[int, list[Due]] = {}
         for d in due:  # ordered by urgency, so chats come in the order of their most urgent delivery
             by_chat.setdefault(d.chat_id, []).append(d)
         sent = 0
+        started = time.monotonic()
         for chat_id, items in by_chat.items():
+            if time.monotonic() - started >= PASS_SECONDS:
+                break  # short passes: a chat whose pace has run out meanwhile is ranked again by urgency
             if self.ready_at.get(chat_id, 0.0) > time.monotonic():
                 continue  # this chat's pace; the next pass takes it
             batch = self._batch(items)
@@ -158,7 +181,7 @@ class Notifier:
             return False
         except Forbidden as exc:
             error = f"403 {exc.message}"
-            log.info("chat %s refuses the bot (%s): deactivated", chat_id, error)
+            log.info("chat %s refuses the bot (%s): deactivated, critical pushes held", chat_id, error)
             self._update(lambda m: self._deactivate(m, chat_id, error))
             return False
         except ChatMigrated as exc:
@@ -170,13 +193,15 @@ class Notifier:
         except TelegramError as exc:
             self._failed(batch, str(exc))
             return False
+        # the chat's pace counts from acceptance too: a slow request never puts two sends in one window
+        self.ready_at[chat_id] = time.monotonic() + (self.private_gap if chat_id > 0 else self.group_gap)
         # The at-least-once window: Telegram has the message, and this commit records it.
         self._update(lambda m: m.delivered(ids, message_id, self.clock()))
         return True
 
     def _deactivate(self, m: Monitoring, chat_id: int, error: str) -> None:
         m.save_chat(chat_id, "private" if chat_id > 0 else "group", self.clock(), active=False)
-        m.drop_chat(chat_id, error)
+        m.hold_chat(chat_id, error)
 
     def _failed(self, batch: list[Due], error: str) -> None:
         attempts = max(d.attempts for d in batch) + 1

@@ -32,6 +32,7 @@ USAGE = {
     "credit": "/credit 123456789 2 BTC",
     "debit": "/debit 123456789 2 BTC",
     "setrate": "/setrate USDT 6.5%",
+    "notify": "/notify  or  /notify rates on|off  or  /notify digest on 8  or  /notify digest off",
 }
 
 _ID = re.compile(r"^#?(\d{1,9})$")

@@ -3,7 +3,9 @@
 Events arrive with ``data`` as stored in the outbox (decimals as strings). ``push(event)`` renders one event;
 ``fold(events)`` joins several for one chat into one message (most urgent first). Buttons carry ids only
 (``pa:<id>`` add collateral, ``pr:<id>`` repay, ``pv:<id>`` view — far below Telegram's 64 bytes) and are
-authorised again when tapped.
+authorised again when tapped: in a private chat by the owner only; in a group, View shows the position's board
+line if the group sees it, and Add collateral / Repay answer the owner in their private chat and anyone else
+with a toast (``bot.groups``).
 """
 
 from __future__ import annotations
@@ -103,11 +105,23 @@ def body(ev: Event) -> list[str]:
                 f"{e(str(d.get('effective_from', ''))[:16])} UTC."]
     if ev.type == "digest":
         rows = d.get("positions") or []
-        return [f"#{e(r['id'])}: LTV {ltv(r['ltv'])} · debt {e(r['debt'])} {e(r['asset'])}" for r in rows] or [
+        return [f"#{e(r['id'])}: LTV {ltv(r['ltv']) if r.get('ltv') else 'unknown (no fresh price)'} · "
+                f"debt {e(r['debt'])} {e(r['asset'])} · {_to_margin_call(r)}" for r in rows] or [
             "No open positions."]
     if ev.type in OPERATOR_KINDS:
         return [e(d.get("message", ""))]
     return [", ".join(f"{e(k.replace('_', ' '))} {e(v)}" for k, v in d.items() if isinstance(v, (str, int)))]
+
+
+def _to_margin_call(row: Mapping[str, Any]) -> str:
+    """How far a digest row is from its margin call, in LTV points (one decimal)."""
+    try:
+        points = (Decimal(str(row["margin_call"])) - Decimal(str(row["ltv"]))) * 100
+    except (KeyError, InvalidOperation, ValueError):
+        return "distance to margin call unknown"
+    if points <= 0:
+        return "<b>in margin call</b>"
+    return f"{e(points.quantize(Decimal('0.1')))} points to margin call ({ltv(row['margin_call'])})"
 
 
 def _apr(value: object) -> str:
@@ -128,13 +142,15 @@ def buttons(pid: int) -> Buttons:
 
 
 def fold(events: Sequence[Event], private: bool) -> Reply:
-    """One message for one chat; buttons (private chats only) for the most urgent open position."""
+    """One message for one chat (private or group, same buttons: taps are authorised by chat and person);
+    buttons for the most urgent open position."""
     text = "\n\n".join(push(ev) for ev in events)
-    actionable = [ev for ev in events if ev.position is not None and ev.type not in (
-        "liquidated", "margin_call_cleared", "auto_repaid", "liquidation_cancelled")]
-    if private and actionable:
+    over = {ev.position for ev in events if ev.type in ("liquidated", "auto_repaid")}  # e.g. a held margin call
+    actionable = [ev for ev in events if ev.position is not None and ev.position not in over and ev.type not in (
+        "liquidated", "margin_call_cleared", "auto_repaid", "liquidation_cancelled", "digest")]
+    if actionable:
         assert actionable[0].position is not None
         return Reply(text, buttons(actionable[0].position))
-    if private and events and events[0].type in ("liquidated", "shortfall") and events[0].position is not None:
+    if events and events[0].type in ("liquidated", "shortfall") and events[0].position is not None:
         return Reply(text, [[("View", f"pv:{events[0].position}")]])
     return Reply(text)

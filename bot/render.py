@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from bot.services import Outcome, Shown
 from bot.state import Preview
@@ -81,6 +82,20 @@ def confirm_buttons(p: Preview) -> Buttons:
 
 def refused(message: str) -> Reply:
     return Reply(f"{e(_sentence(message))} Nothing was changed.")
+
+
+def notify_prefs(prefs: Mapping[str, Any], head: str = "") -> Reply:
+    """/notify: the opt-in pushes and how to change them."""
+    hour = f"{int(prefs['digest_hour']):02d}:00 UTC"
+    rates = "on" if prefs["rate_changes"] else "off"
+    digest = f"on, at {hour}" if prefs["daily_digest"] else "off"
+    lines = [f"{e(head)}\n" if head else "", "<b>Notifications</b>",
+             f"Rate changes of the assets you borrow: <b>{rates}</b> — /notify rates "
+             f"{'off' if prefs['rate_changes'] else 'on'}",
+             f"Daily digest (LTV, debt, distance to margin call): <b>{e(digest)}</b> — "
+             f"{'/notify digest off' if prefs['daily_digest'] else '/notify digest on 8'}",
+             "Margin calls, liquidations and overdue notices are always sent."]
+    return Reply("\n".join(line for line in lines if line))
 
 
 def usage(message: str) -> Reply:

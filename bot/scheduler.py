@@ -4,7 +4,8 @@ Jobs (each acts only while this process holds the leader lock, a ``scheduler_loc
 
 - ``poll`` every ``LOANDESK_PRICE_POLL_SECONDS``: fetch prices through the guard (``bot.feed``); on every
   successful poll run one *tick*, then the notifier. Operators hear once when the feed goes stale (no
-  successful poll for 60 s) and once when it recovers.
+  successful poll for 60 s) and once when it recovers — also across a restart or a change of leader: the
+  stale state is a flag row (``STALE`` in ``scheduler_lock``) written in the notice's own transaction.
 - ``hourly`` at HH:00:05 (and once at start): the same tick on the prices already known — interest, Earn,
   the rate model, fixed-loan expiries, late fees and reminders happen even when no new price arrives.
 - ``digest`` at HH:02: opt-in daily digests (``account_prefs``) once per UTC day at the borrower's hour.
@@ -47,6 +48,7 @@ from storage.monitoring import Monitoring
 
 log = logging.getLogger("loandesk.scheduler")
 LOCK = "scheduler"
+STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the "recovered" one
 WARN_MAX_AGE = timedelta(minutes=5)  # an hourly tick warns on prices at most this old
 Hook = Callable[[Desk, Prices, datetime], list[Event]]
 
@@ -71,6 +73,7 @@ class Monitor:
         self.scheduler: AsyncIOScheduler | None = None
         self._ticking = threading.Lock()
         self._seeded = False
+        self._leading = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -109,6 +112,9 @@ class Monitor:
             if mine and not self._seeded:
                 self.feed.guard.seed(m.last_ticks(self.catalog.assets))
                 self._seeded = True
+            if mine and not self._leading:  # stale already told (before a restart, or by the last leader): not
+                self.feed.stale_since = m.flag(STALE)  # again, and its recovery is still told
+            self._leading = mine
             uow.commit()
             return mine
 
@@ -131,10 +137,12 @@ class Monitor:
         if verdict is None:
             if self.feed.went_stale(self.clock()):
                 self.tell_operators("prices_stale", "No exchange price for over 60 seconds: nothing is "
-                                    "liquidated until prices are back. Margin calls use the last known prices.")
+                                    "liquidated until prices are back. Margin calls use the last known prices.",
+                                    stale=True)
         else:
             if self.feed.recovered():
-                self.tell_operators("prices_recovered", "Exchange prices are back; the risk sweep runs again.")
+                self.tell_operators("prices_recovered", "Exchange prices are back; the risk sweep runs again.",
+                                    stale=False)
             await asyncio.to_thread(self.tick, verdict.newest, verdict.confirmed, verdict.at, True)
         await self.notifier.run()
 
@@ -175,10 +183,18 @@ class Monitor:
             uow.commit()
             return events
 
-    def tell_operators(self, kind: str, message: str) -> None:
+    def tell_operators(self, kind: str, message: str, stale: bool | None = None) -> None:
+        """An operator notice; ``stale`` raises or clears the persisted stale flag in the same commit."""
         log.warning("%s: %s", kind, message)
         with self.store.unit_of_work() as uow:
-            uow.book.emit(Event(self.clock(), kind, None, None, {"message": message}))
+            now = self.clock()
+            uow.book.emit(Event(now, kind, None, None, {"message": message}))
+            if stale is not None:
+                m = Monitoring(uow.session)
+                if stale:
+                    m.set_flag(STALE, self.feed.stale_since or now)
+                else:
+                    m.clear_flag(STALE)
             uow.commit()
 
     def digests(self, prices: Prices) -> int:
@@ -195,7 +211,8 @@ class Monitor:
                     if p.active:
                         v = position_view(desk, p, prices, now)
                         rows.append({"id": v.id, "ltv": fmt(v.ltv) if v.ltv is not None else "",
-                                     "debt": fmt(v.debt), "asset": v.loan_asset})
+                                     "debt": fmt(v.debt), "asset": v.loan_asset,
+                                     "margin_call": fmt(v.thresholds.margin_call)})
                 uow.book.emit(Event(now, "digest", owner, None, {"positions": rows}))
                 m.digest_sent(owner, day)
             uow.commit()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from bot.history.events import backtest_event
 from bot.services import LoanService
@@ -22,6 +23,7 @@ from domain.desk import Desk, Prices
 from domain.errors import Rejected
 from domain.markets import QUOTE
 from domain.termsheet import TermSheet
+from storage.monitoring import Monitoring
 from storage.protection import price_history
 
 MIN_TICKS = 2  # a chart needs at least this many recorded prices
@@ -64,6 +66,18 @@ class ToolService:
         return self.loans._desk(uow)
 
     # ----------------------------------------------------------------- settings
+
+    def prefs(self, owner: str) -> dict[str, Any]:
+        """Opt-in pushes (``account_prefs``): rate changes, and the daily digest with its UTC hour."""
+        with self.store.unit_of_work() as uow:
+            return Monitoring(uow.session).prefs(owner)
+
+    def set_prefs(self, owner: str, **values: Any) -> dict[str, Any]:
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            m.set_prefs(owner, **values)
+            uow.commit()
+            return m.prefs(owner)
 
     def protect(self, owner: str, pid: int, trigger: Decimal, target: Decimal,
                 mode: str) -> protection.ProtectionRule:

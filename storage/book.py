@@ -13,9 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Executable,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from domain.book import Account, Book
@@ -67,6 +81,7 @@ class SqlBook(ProtectionTables):
         self._market_rows: dict[str, tuple[mapping.Values, mapping.RateValues]] = {}
         self._accounts: dict[str, Account] = {}
         self._account_rows: dict[str, Decimal | None] = {}
+        self._no_account: set[str] = set()  # owners read and found without an accounts row
         self._markets_loaded = False
         self._sheets: list[TermSheet] | None = None  # every sheet, read once per unit of work
 
@@ -121,8 +136,11 @@ class SqlBook(ProtectionTables):
     def account(self, owner: str) -> Account:
         if owner in self._accounts:
             return self._accounts[owner]
-        row = self.db.execute(select(accounts.c.warning_ltv).where(accounts.c.id == owner)).one_or_none()
+        if owner in self._no_account:
+            return Account(owner)
+        row = self.db.execute(_ACCOUNT_QUERY, {"owner": owner}).one_or_none()
         if row is None:
+            self._no_account.add(owner)  # only ``save_account`` writes the table, and it maps the account
             return Account(owner)  # a fresh default each time, like MemoryBook, until it is saved
         account = Account(owner, row.warning_ltv)
         self._accounts[owner] = account
@@ -185,7 +203,7 @@ class SqlBook(ProtectionTables):
     # ------------------------------------------------------------------ events (the outbox)
 
     def emit(self, event: Event) -> None:
-        self.db.execute(insert(outbox).values(**mapping.event_values(event, self.clock())))
+        self.db.execute(_OUTBOX_INSERT, mapping.event_values(event, self.clock()))
         self.emitted.append(event)
 
     # ------------------------------------------------------------------ VIP term sheets
@@ -274,6 +292,7 @@ class SqlBook(ProtectionTables):
         self.emitted = []
         self._sheets = None
         self._markets_loaded = False
+        self._no_account.clear()
         for cache in (self._positions, self._position_rows, self._markets, self._market_rows, self._accounts,
                       self._account_rows):
             cache.clear()
@@ -322,9 +341,12 @@ class SqlBook(ProtectionTables):
         self._position_rows[p.id] = (values, held)
 
     def _upsert(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-        done = self.db.execute(update(table).where(*_match(table, key)).values(**values))
+        """UPDATE, else INSERT, through statements built once per (table, key columns, value columns): the
+        values go in as parameters, so SQLAlchemy neither rebuilds nor re-keys the statement per row."""
+        params = {**{f"k_{k}": v for k, v in key.items()}, **{f"v_{k}": v for k, v in values.items()}}
+        done = self.db.execute(_update_statement(table, tuple(key), tuple(values)), params)
         if done.rowcount == 0:
-            self.db.execute(insert(table).values(**key, **values))
+            self.db.execute(_insert_statement(table), {**key, **values})
 
     # ------------------------------------------------------------------ reading
 
@@ -375,6 +397,22 @@ class SqlBook(ProtectionTables):
 def as_book(book: SqlBook) -> Book:
     """``book`` as the domain's port; also where mypy proves ``SqlBook`` has every ``Book`` method."""
     return book
+
+
+_ACCOUNT_QUERY = select(accounts.c.warning_ltv).where(accounts.c.id == bindparam("owner"))
+_OUTBOX_INSERT = insert(outbox)
+
+
+@lru_cache(maxsize=64)
+def _update_statement(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Executable:
+    """``UPDATE table SET columns WHERE keys``, parameters ``k_<key>`` and ``v_<column>``."""
+    return (update(table).where(*[table.c[k] == bindparam(f"k_{k}", type_=table.c[k].type) for k in keys])
+            .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}))
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(table: Table) -> Executable:
+    return insert(table)
 
 
 def _match(table: Table, key: Mapping[str, Any]) -> list[ColumnElement[bool]]:

@@ -1,6 +1,11 @@
 """Queries on the monitoring tables (migration 0003): chats, group shares, deliveries, the scheduler's leader
 lock, accepted price ticks and push preferences.
 
+A delivery is ``pending`` (due from ``next_attempt_at``), ``sent``, ``dropped`` or ``held``: a critical push
+(``domain.events.CRITICAL``) to a chat that refuses the bot waits there, never dropped, until the chat comes
+back (``reactivate``) and it is pending again. ``scheduler_lock`` rows other than the leader lock double as
+tiny persistent flags (``flag``/``set_flag``/``clear_flag``), e.g. "the price feed is stale since …".
+
 ``Monitoring(uow.session)`` works inside the caller's unit of work, so a delivery row, a chat flag or the lock
 changes in the same transaction as whatever else the caller does. Nothing here talks to Telegram.
 """
@@ -16,12 +21,23 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from domain.events import Event
+from domain.events import CRITICAL, Event
 from storage.mapping import event_from
-from storage.tables import account_prefs, chats, deliveries, group_shares, outbox, price_ticks, scheduler_lock
+from storage.tables import (
+    account_prefs,
+    chats,
+    deliveries,
+    group_shares,
+    outbox,
+    positions,
+    price_ticks,
+    scheduler_lock,
+)
 
 TICK_EVERY = timedelta(minutes=1)  # at most one stored tick per asset per minute …
 TICK_JUMP = Decimal("0.15")  # … unless the price moved more than this since the last stored one
+FLAG = "flag"  # the ``holder`` of a ``scheduler_lock`` row used as a flag, never a lock
+OWES = ("open", "overdue", "liquidated_with_debt")  # statuses whose debt follows the market's rate
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,36 @@ class Monitoring:
         q = select(chats.c.chat_id).where(chats.c.chat_id.in_(ids), chats.c.active.is_(False))
         return set(self.db.execute(q).scalars())
 
-    def desk_channels(self) -> list[int]:
-        q = select(chats.c.chat_id).where(chats.c.desk_channel.is_(True), chats.c.active.is_(True))
+    def away(self, ids: Iterable[int]) -> tuple[set[int], set[int]]:
+        """The inactive chats among ``ids``, and those of them that may come back (blocked, or the bot
+        removed from the group — not a group that migrated)."""
+        ids = list(set(ids))
+        if not ids:
+            return set(), set()
+        q = select(chats.c.chat_id, chats.c.migrated_to).where(chats.c.chat_id.in_(ids), chats.c.active.is_(False))
+        rows = self.db.execute(q).all()
+        return {r[0] for r in rows}, {r[0] for r in rows if r[1] is None}
+
+    def reactivate(self, chat_id: int, now: datetime) -> int | None:
+        """The chat talks to the bot again (or re-added it): active again, its held pushes pending again.
+
+        None when the chat was not inactive (or migrated away); else how many held deliveries are due now."""
+        row = self.chat(chat_id)
+        if row is None or row["active"] or row["migrated_to"] is not None:
+            return None
+        self.save_chat(chat_id, row["kind"], now, active=True)
+        return self.release_held(chat_id)
+
+    def release_held(self, chat_id: int) -> int:
+        result = self.db.execute(update(deliveries).where(deliveries.c.chat_id == chat_id,
+                                                          deliveries.c.status == "held")
+                                 .values(status="pending", next_attempt_at=None))
+        return int(result.rowcount or 0)
+
+    def desk_channels(self, inactive_too: bool = False) -> list[int]:
+        q = select(chats.c.chat_id).where(chats.c.desk_channel.is_(True))
+        if not inactive_too:
+            q = q.where(chats.c.active.is_(True))
         return list(self.db.execute(q).scalars())
 
     def migrate_chat(self, old: int, new: int, now: datetime) -> None:
@@ -112,13 +156,15 @@ class Monitoring:
         q = select(group_shares.c.owner, group_shares.c.position_id).where(group_shares.c.chat_id == chat_id)
         return [(r[0], r[1]) for r in self.db.execute(q.order_by(group_shares.c.id))]
 
-    def groups_watching(self, owner: str, pid: int | None) -> list[int]:
-        """Active monitoring groups that see this position (shared alone, or all of the owner's)."""
+    def groups_watching(self, owner: str, pid: int | None, inactive_too: bool = False) -> list[int]:
+        """Active (or all) monitoring groups that see this position (shared alone, or all of the owner's)."""
         which: ColumnElement[bool] = group_shares.c.position_id.is_(None)
         if pid is not None:
             which = or_(which, group_shares.c.position_id == pid)
         q = (select(group_shares.c.chat_id).join(chats, chats.c.chat_id == group_shares.c.chat_id)
-             .where(group_shares.c.owner == owner, which, chats.c.monitoring.is_(True), chats.c.active.is_(True)))
+             .where(group_shares.c.owner == owner, which, chats.c.monitoring.is_(True)))
+        if not inactive_too:
+            q = q.where(chats.c.active.is_(True))
         return sorted(set(self.db.execute(q).scalars()))
 
     # ----------------------------------------------------------------- deliveries
@@ -128,19 +174,21 @@ class Monitoring:
         q = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.urgency, outbox.c.id).limit(limit)
         return [(r["id"], event_from(r)) for r in self.db.execute(q).mappings()]
 
-    def add_deliveries(self, outbox_id: int, chat_ids: Sequence[int], urgency: int) -> None:
+    def add_deliveries(self, outbox_id: int, chat_ids: Sequence[int], urgency: int, status: str = "pending") -> None:
         for chat_id in dict.fromkeys(chat_ids):
             self.db.execute(insert(deliveries).values(outbox_id=outbox_id, chat_id=chat_id, urgency=urgency,
-                                                      status="pending", attempts=0))
+                                                      status=status, attempts=0))
 
-    def due(self, now: datetime, limit: int = 300) -> list[Due]:
-        """Pending deliveries whose time has come, most urgent first, then in the order written."""
+    def due(self, now: datetime, limit: int = 300, chat_id: int | None = None) -> list[Due]:
+        """Pending deliveries whose time has come (of one chat, or all), most urgent first, then as written."""
         q = (select(deliveries.c.id, deliveries.c.chat_id, deliveries.c.urgency, deliveries.c.attempts,
                     outbox.c.at, outbox.c.type, outbox.c.account, outbox.c.position, outbox.c.data)
              .join(outbox, outbox.c.id == deliveries.c.outbox_id)
              .where(deliveries.c.status == "pending",
                     or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now))
              .order_by(deliveries.c.urgency, deliveries.c.id).limit(limit))
+        if chat_id is not None:
+            q = q.where(deliveries.c.chat_id == chat_id)
         return [Due(r["id"], r["chat_id"], r["urgency"], r["attempts"], event_from(r))
                 for r in self.db.execute(q).mappings()]
 
@@ -160,6 +208,16 @@ class Monitoring:
     def drop_chat(self, chat_id: int, error: str) -> None:
         self.db.execute(update(deliveries).where(deliveries.c.chat_id == chat_id, deliveries.c.status == "pending")
                         .values(status="dropped", error=error[:250]))
+
+    def hold_chat(self, chat_id: int, error: str) -> None:
+        """The chat refuses the bot: its pending critical pushes are held for when it returns, the rest dropped."""
+        q = (select(deliveries.c.id).join(outbox, outbox.c.id == deliveries.c.outbox_id)
+             .where(deliveries.c.chat_id == chat_id, deliveries.c.status == "pending",
+                    outbox.c.type.in_(sorted(CRITICAL))))
+        ids = list(self.db.execute(q).scalars())
+        if ids:
+            self.db.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(status="held", error=error[:250]))
+        self.drop_chat(chat_id, error)
 
     def delivery_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(select(deliveries).order_by(deliveries.c.id)).mappings()]
@@ -182,6 +240,20 @@ class Monitoring:
         self.db.execute(update(scheduler_lock).where(and_(scheduler_lock.c.name == name,
                                                           scheduler_lock.c.holder == holder))
                         .values(expires_at=now))
+
+    # ----------------------------------------------------------------- flags (scheduler_lock rows, no migration)
+
+    def flag(self, name: str) -> datetime | None:
+        """When the flag ``name`` was raised, or None."""
+        q = select(scheduler_lock.c.expires_at).where(scheduler_lock.c.name == name, scheduler_lock.c.holder == FLAG)
+        return self.db.execute(q).scalar_one_or_none()
+
+    def set_flag(self, name: str, at: datetime) -> None:
+        self.clear_flag(name)
+        self.db.execute(insert(scheduler_lock).values(name=name, holder=FLAG, expires_at=at))
+
+    def clear_flag(self, name: str) -> None:
+        self.db.execute(delete(scheduler_lock).where(scheduler_lock.c.name == name, scheduler_lock.c.holder == FLAG))
 
     # ----------------------------------------------------------------- price ticks
 
@@ -217,12 +289,25 @@ class Monitoring:
     def digest_sent(self, owner: str, day: str) -> None:
         self.db.execute(update(account_prefs).where(account_prefs.c.owner == owner).values(last_digest_day=day))
 
-    def rate_watchers(self) -> list[str]:
+    def rate_watchers(self, market: str | None = None) -> list[str]:
+        """Borrowers who opted in to rate changes; with ``market``, only those owing debt that follows it."""
         q = select(account_prefs.c.owner).where(account_prefs.c.rate_changes.is_(True))
-        return list(self.db.execute(q).scalars())
+        if market is not None:
+            owing = select(positions.c.owner).where(positions.c.rate_key == market, positions.c.status.in_(OWES))
+            q = q.where(account_prefs.c.owner.in_(owing))
+        return list(self.db.execute(q.order_by(account_prefs.c.owner)).scalars())
+
+    def prefs(self, owner: str) -> dict[str, Any]:
+        """The borrower's push preferences (the table's defaults when they never set any)."""
+        row = self.db.execute(select(account_prefs).where(account_prefs.c.owner == owner)).mappings().first()
+        if row is not None:
+            return dict(row)
+        return {"owner": owner, "rate_changes": False, "daily_digest": False, "digest_hour": 8,
+                "last_digest_day": None}
 
     def set_prefs(self, owner: str, **values: Any) -> None:
         if self.db.execute(select(account_prefs.c.owner).where(account_prefs.c.owner == owner)).first() is None:
-            self.db.execute(insert(account_prefs).values(owner=owner, **values))
+            defaults = {"rate_changes": False, "daily_digest": False, "digest_hour": 8}
+            self.db.execute(insert(account_prefs).values(owner=owner, **{**defaults, **values}))
         else:
             self.db.execute(update(account_prefs).where(account_prefs.c.owner == owner).values(**values))

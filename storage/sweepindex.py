@@ -20,7 +20,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from domain.positions import Position
 from domain.sweepindex import Entry, State, SweepPlan, entry_of
@@ -41,10 +41,16 @@ def write(db: Connection, p: Position) -> None:
         db.execute(delete(sweep_index).where(sweep_index.c.position_id == p.id))
         return
     values = row_of(p, entry)
-    done = db.execute(update(sweep_index).where(sweep_index.c.position_id == p.id)
-                      .values({k: v for k, v in values.items() if k != "position_id"}))
+    done = db.execute(_UPDATE, {"pid": p.id, **{f"v_{k}": v for k, v in values.items() if k != "position_id"}})
     if done.rowcount == 0:
-        db.execute(insert(sweep_index).values(values))
+        db.execute(_INSERT, values)
+
+
+# built once: the values are parameters (a sweep writes one row per crossing)
+_UPDATE = (update(sweep_index).where(sweep_index.c.position_id == bindparam("pid"))
+           .values({c: bindparam(f"v_{c}", type_=sweep_index.c[c].type)
+                    for c in ("owner", "state", "grp", "k", "called_at")}))
+_INSERT = insert(sweep_index)
 
 
 def candidate_ids(db: Connection, plan: SweepPlan) -> set[int]:

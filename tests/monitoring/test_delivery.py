@@ -36,12 +36,13 @@ def test_a_blocked_bot_deactivates_the_chat_and_the_group_still_hears(world: Wor
     world.tg.block(ANN)
     world.exchange.set_price("BTC", "35000")
     world.tg.wait_for(lambda r: r["chat_id"] == GROUP and "Margin call" in (r["plain"] or ""))
-    wait(lambda: any(d["chat_id"] == ANN and d["status"] == "dropped" for d in deliveries(world)))
+    wait(lambda: any(d["chat_id"] == ANN and d["status"] == "held" for d in deliveries(world)))
     chat = world.rows(lambda uow: Monitoring(uow.session).chat(ANN))
     assert chat is not None and chat["active"] is False
-    world.exchange.set_price("BTC", "32000")  # the liquidation goes to the group only: no row for a dead chat
+    world.exchange.set_price("BTC", "32000")  # the group hears the liquidation now; the dead chat's push waits
     world.tg.wait_for(lambda r: r["chat_id"] == GROUP and "Liquidated" in (r["plain"] or ""))
-    assert [d["status"] for d in deliveries(world) if d["chat_id"] == ANN] == ["dropped"]
+    wait(lambda: [d["status"] for d in deliveries(world) if d["chat_id"] == ANN] == ["held", "held"])
+    assert world.pushes(ANN, "Margin call") == [] and world.pushes(ANN, "Liquidated") == []
 
 
 def test_a_migrated_group_keeps_its_subscriptions(world: World) -> None:
