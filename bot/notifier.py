@@ -170,7 +170,7 @@ class Notifier:
 
     async def _send(self, chat_id: int, batch: list[Due]) -> bool:
         ids = [d.id for d in batch]
-        reply = pushes.fold([d.event for d in batch], private=chat_id > 0)
+        reply = pushes.fold([d.event for d in batch])
         self.ready_at[chat_id] = time.monotonic() + (self.private_gap if chat_id > 0 else self.group_gap)
         try:
             message_id = await self.send(chat_id, reply)

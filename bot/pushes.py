@@ -141,7 +141,7 @@ def buttons(pid: int) -> Buttons:
     return [[("Add collateral", f"pa:{pid}"), ("Repay", f"pr:{pid}"), ("View", f"pv:{pid}")]]
 
 
-def fold(events: Sequence[Event], private: bool) -> Reply:
+def fold(events: Sequence[Event]) -> Reply:
     """One message for one chat (private or group, same buttons: taps are authorised by chat and person);
     buttons for the most urgent open position."""
     text = "\n\n".join(push(ev) for ev in events)

@@ -92,6 +92,6 @@ def test_every_push_fits_telegram_and_its_buttons_fit_64_bytes() -> None:
     data = {"ltv": "0.8571", "debt": "30000", "collateral": {"BTC": "1"}, "prices": {"BTC": "35000", "USDT": "1"},
             "margin_call_ltv": "0.85", "liquidation_ltv": "0.91"}
     events = [Event(T, kind, "42", 2**31 - 1, data) for kind in pushes.TITLES]
-    reply = pushes.fold(events, private=True)
+    reply = pushes.fold(events)
     assert "LTV <b>85.7%</b>" in reply.text and "Debt: 30000 USDT" in reply.text
     assert all(len(d.encode()) <= 64 for row in reply.buttons for _, d in row)
