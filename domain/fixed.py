@@ -51,7 +51,7 @@ from domain.ledger import EntryBuilder
 from domain.markets import Thresholds
 from domain.money import ZERO, fmt, round_up
 from domain.moves import add_debt
-from domain.positions import FixedTerms, Position, Product, Status
+from domain.positions import FixedTerms, Holding, Position, Product, Status
 from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR, next_hour
 from domain.risk import Lot, collateral_to_reach, ltv, price_at_ltv
 from domain.sweep import liquidate
@@ -294,21 +294,52 @@ def _expire(desk: Desk, p: Position, prices: Prices, now: datetime) -> list[Even
 
 
 def _convert(desk: Desk, p: Position, t: datetime) -> Event:
-    """The same position continues as a Flexible loan; its debt joins the asset's compounding index."""
+    """The same position continues as a Flexible loan; its debt joins the asset's compounding index.
+
+    An account keeps at most one open flexible position per pair (SPEC §1): if one is already open, the
+    loan's debt and collateral join it — as borrowing that pair again would — and this position closes."""
+    coll = p.single_collateral
+    assert coll is not None
     debt = desk.debt(p, t)
     state = desk.market(p.loan_asset, t)
     state.fixed_debt -= debt
     shares = debt / state.debt_index
     state.debt_shares += shares
     desk.book.save_market(state)
-    p.debt_shares = shares
-    p.rate_key = p.loan_asset
-    p.product = Product.FLEXIBLE  # p.fixed is kept as the record of the term that ended
+    into = desk.book.find_flexible(p.owner, p.loan_asset, coll)
+    if into is None:
+        p.debt_shares, p.rate_key = shares, p.loan_asset
+        p.product = Product.FLEXIBLE  # p.fixed is kept as the record of the term that ended
+        target = p
+    else:
+        _move_into(desk, p, into, shares, debt, t)
+        target = into
     p.updated_at = t
     desk.book.save_position(p)
-    return desk.emit(Event(t, "converted", p.owner, p.id, {
-        "product": "flexible", "apr": fmt(state.apr_at(next_hour(t))), "debt": _owed(desk, p, t),
-        "asset": p.loan_asset, "first_interest_at": next_hour(t)}))
+    data: dict[str, object] = {"product": "flexible", "apr": fmt(state.apr_at(next_hour(t))),
+                               "debt": _owed(desk, target, t), "asset": p.loan_asset,
+                               "first_interest_at": next_hour(t)}
+    if target is not p:
+        data["into"] = target.id
+    return desk.emit(Event(t, "converted", p.owner, p.id, data))
+
+
+def _move_into(desk: Desk, p: Position, into: Position, shares: Decimal, debt: Decimal, t: datetime) -> None:
+    """Hand ``p``'s debt (already as flexible ``shares``) and collateral to the open flexible ``into``."""
+    entry = EntryBuilder(t, "convert_merge", position=into.id, memo=f"from #{p.id}")
+    for asset, h in p.collateral.items():
+        entry.move(asset, h.spot, ledger.collateral(p.id), ledger.collateral(into.id))
+        joined = into.collateral.setdefault(asset, Holding())
+        joined.spot += h.spot
+        joined.earn_shares += h.earn_shares
+        h.spot = h.earn_shares = ZERO
+    desk.book.post(entry.build())
+    into.debt_shares += shares
+    into.principal += debt
+    into.updated_at = t
+    desk.book.save_position(into)
+    p.debt_shares = p.principal = ZERO
+    p.status, p.closed_at = Status.CLOSED, t
 
 
 def _renew(desk: Desk, p: Position, prices: Prices, t: datetime) -> Event:

@@ -123,6 +123,28 @@ def test_convert_to_flexible_at_expiry_keeps_the_id_and_compounds_from_the_next_
     assert report["ledger_balanced"] is True
 
 
+def test_converting_joins_an_open_flexible_loan_of_the_same_pair() -> None:
+    # One open flexible position per (loan, collateral) pair: the converted loan joins it, as a borrow would.
+    desk = new_desk({"BTC": "2"})
+    flex, _ = borrow(desk, BorrowRequest("alice", "USDT", Decimal(5000), {"BTC": Decimal("0.3")}), PRICES, T0)
+    pid = open_fixed(desk)
+    set_fixed_expiry(desk, "alice", pid, T0, convert_to_flexible=True)
+    expiry = T0 + timedelta(days=7)
+    flex_debt = desk.debt(flex, expiry)
+    events = process_fixed(desk, PRICES, expiry)
+    converted, = [e for e in events if e.type == "converted"]
+    assert converted.data["into"] == flex.id
+    fixed_pos = desk.book.get_position(pid)
+    assert fixed_pos is not None and fixed_pos.status is Status.CLOSED and desk.debt(fixed_pos, expiry) == 0
+    open_flex = [p for p in desk.book.positions_of("alice") if p.active]
+    assert [p.id for p in open_flex] == [flex.id]
+    assert desk.debt(flex, expiry) == flex_debt + 10000
+    assert desk.collateral_amounts(flex, expiry) == {"BTC": Decimal("0.8")}
+    book = desk.book
+    assert isinstance(book, MemoryBook)
+    assert ledger_problems(desk, book.balances, book.shares, book.positions.values(), expiry) == []
+
+
 def test_overdue_loan_pays_24_late_fees_then_is_liquidated_in_liquidation_order() -> None:
     report = run("fixed_overdue_liquidated")
     # Hourly late fee = debt × 3 × 0.073 / 8760 = debt × 0.000025, rounded up to 8 decimals, on the growing debt.
