@@ -167,7 +167,7 @@ def preview(s: Shown) -> Reply:
                   triggers,
                   f"Interest: {amt(b.hourly_interest)} {e(b.request.loan_asset)}/hour, "
                   f"{amt(b.daily_interest)} {e(b.request.loan_asset)}/day (APR {e(fmt(b.apr * 100))}%, "
-                  "variable, charged at every full hour)",
+                  f"{'variable' if b.variable_rate else 'fixed'}, charged at every full hour)",
                   f"You receive {amt(b.receive)} {e(b.request.loan_asset)} in Spot."]
         fixed_interest = getattr(b, "fixed_interest", None)
         expires_at = getattr(b, "expires_at", None)

@@ -58,6 +58,7 @@ class BorrowPreview:
     fixed_interest: Decimal | None = None
     expires_at: datetime | None = None
     notes: tuple[str, ...] = ()
+    variable_rate: bool = True  # False: the APR is fixed for the loan (a fixed-rate VIP term sheet)
 
 
 def preview_borrow(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> BorrowPreview:

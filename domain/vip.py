@@ -120,7 +120,8 @@ def preview_vip(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -
     notes = (f"VIP term sheet v{sheet.version}: liquidation {sheet.liquidation}"
              + (f" after {sheet.liquidation_delay_minutes} min" if sheet.liquidation_delay_minutes else ""),)
     return BorrowPreview(req, after, th, mc, liq, apr, exact(hourly), exact(daily), req.amount, next_hour(now),
-                         None, req.amount, {lot.asset: lot.amount for lot in lots}, notes=notes)
+                         None, req.amount, {lot.asset: lot.amount for lot in lots}, notes=notes,
+                         variable_rate=sheet.rate == "flexible")
 
 
 def borrow_vip(desk: Desk, req: BorrowRequest, prices: Prices, now: datetime) -> tuple[Position, Event]:

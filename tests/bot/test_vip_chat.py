@@ -27,6 +27,7 @@ def test_an_operator_issues_versions_and_the_borrower_sees_and_uses_them(bot: Ha
     bot.tap_and_reply(OPERATOR, p := bot.say(OPERATOR, f"/credit {ANN} 2 BTC"), confirm_data(p))
     preview = bot.say(ANN, "/borrow 60000 USDT with 1.5 BTC vip")
     assert "LTV after: 80.0%" in preview["plain"]  # 60000 / (1.5 × 50000 × 1)
+    assert "APR 5%, fixed" in preview["plain"] and "variable" not in preview["plain"]
     assert "#1" in bot.tap_and_reply(ANN, preview, confirm_data(preview))["plain"]
     position = bot.state()["positions"][1]
     assert position.product.value == "vip" and position.vip_sheet == 1
