@@ -13,12 +13,14 @@ the position's *group* ``LOAN/COLL/spot|earn`` and its alert *state*; the right-
 position can change at this tick. It is only a filter: the sweep then judges every candidate with the exact
 Decimal rules of ``domain.sweep.check``.
 
-Why a float is safe here. ``k`` and the bounds are binary floats, used for candidate selection only (money
-never becomes a float). A double carries a relative error ≤ 2⁻⁵³ ≈ 1.1e-16 per conversion; the domain rounds
-debt and Earn amounts to 18 decimals, which is a relative error ≤ 5e-13 because positions with ``s_debt`` or
-``s_coll`` below ``DUST`` (1e-6) are not keyed (both indices are ≥ 1). Every bound is widened by ``MARGIN``
-(1e-9), three orders of magnitude more than all those errors together, so the candidates are always a
-superset of the positions the exact rules would act on; the few extra ones are checked and left alone.
+Exact keys, no floats. ``k`` and the bounds are Decimals written as 48-digit text (``key``: 24 integer digits
+then 24 decimals, zero-padded): digit strings of equal width compare exactly like the numbers, in SQL on any
+database and collation and in Python, so the index sorts numerically without a float anywhere. ``k`` is cut
+(rounded down) to 24 decimals; a lower bound ("k ≥ b") is rounded down and an upper bound ("k < b") up, so
+the comparisons can only admit more. The domain rounds debts and Earn amounts to 18 decimals, a relative
+error ≤ 5e-13 because positions with ``s_debt`` or ``s_coll`` below ``DUST`` (1e-6) are not keyed (both
+indices are ≥ 1); every bound is also widened by ``MARGIN`` (1e-9), so the candidates are always a superset
+of the positions the exact rules would act on; the few extra ones are checked and left alone.
 
 What each state needs at a tick (levels from ``Desk.thresholds``; ``w`` is the effective warning level):
 
@@ -39,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -51,8 +53,19 @@ if TYPE_CHECKING:
     from domain.desk import Desk, Prices
 
 DUST = Decimal("0.000001")
-MARGIN = 1e-9
-NEVER = float("-inf")  # a ``k < NEVER`` bound that nothing meets
+MARGIN = Decimal("1e-9")
+KEY_PLACES = 24
+KEY_DIGITS = 48  # 24 integer digits, then 24 decimals
+KEY_LIMIT = Decimal(10) ** (KEY_DIGITS - KEY_PLACES)  # larger k (never seen in practice) are judged directly
+NEVER = ""  # every key sorts at or above the empty text: a ``k < NEVER`` bound that nothing meets
+ABOVE_ALL = "9" * (KEY_DIGITS + 1)  # sorts above every key: a bound beyond KEY_LIMIT
+
+
+def key(x: Decimal, rounding: str = ROUND_DOWN) -> str:
+    """``0 ≤ x < KEY_LIMIT`` as exact, order-preserving text: 48 digits, zero-padded, 24 of them decimals."""
+    if x >= KEY_LIMIT:
+        return ABOVE_ALL
+    return f"{int(x.quantize(Decimal(1).scaleb(-KEY_PLACES), rounding=rounding).scaleb(KEY_PLACES)):0{KEY_DIGITS}d}"
 
 
 class State(IntEnum):
@@ -68,7 +81,7 @@ class Entry:
 
     state: State
     group: str = ""  # "" for DIRECT
-    k: float | None = None  # None for DIRECT
+    k: str | None = None  # ``key(s_debt / s_coll)``; None for DIRECT
     called_at: datetime | None = None  # CALLED: when the margin call (or its last reminder) went out
 
 
@@ -91,7 +104,10 @@ def entry_of(p: Position) -> Entry | None:
     source, s_coll = (Source.SPOT, holding.spot) if holding.spot != 0 else (Source.EARN, holding.earn_shares)
     if s_coll < DUST or (p.debt_shares != 0 and p.debt_shares < DUST):
         return Entry(State.DIRECT)  # 18-decimal rounding would matter relative to amounts this small
-    k = float(p.debt_shares / s_coll)
+    k_exact = p.debt_shares / s_coll
+    if k_exact >= KEY_LIMIT:
+        return Entry(State.DIRECT)
+    k = key(k_exact)
     group = group_of(p.loan_asset, asset, source)
     if p.risk.margin_call:
         return Entry(State.CALLED, group, k, p.risk.margin_call_at)
@@ -100,13 +116,13 @@ def entry_of(p: Position) -> Entry | None:
 
 @dataclass(frozen=True)
 class Band:
-    """Bounds on ``k`` for one group at one warning level (already widened by ``MARGIN``)."""
+    """Bounds on ``k`` for one group at one warning level, as keys (already widened by ``MARGIN``)."""
 
-    rise: float
-    escalate: float
-    rearm: float
-    liquidate: float
-    clear: float
+    rise: str
+    escalate: str
+    rearm: str
+    liquidate: str
+    clear: str
 
 
 @dataclass(frozen=True)
@@ -117,12 +133,12 @@ class Group:
     levels: Thresholds
 
 
-def _low(level: Decimal, x: Decimal) -> float:
-    return float(level * x) * (1 - MARGIN)
+def _low(level: Decimal, x: Decimal) -> str:
+    return key(level * x * (1 - MARGIN), ROUND_DOWN)
 
 
-def _high(level: Decimal, x: Decimal) -> float:
-    return float(level * x) * (1 + MARGIN) if level > 0 else NEVER
+def _high(level: Decimal, x: Decimal) -> str:
+    return key(level * x * (1 + MARGIN), ROUND_UP) if level > 0 else NEVER
 
 
 class SweepPlan:

@@ -7,9 +7,9 @@ one statement: the tick's bands go in as a ``VALUES`` list joined to ``sweep_ind
 direct rows. Its cost is O(groups × log n + candidates), whatever the size of the book. Accounts with a
 personal warning level are read from their own index and their positions filtered with the same predicate.
 
-``k`` is a double on both databases (SQLite ``REAL``, PostgreSQL ``double precision``): it sorts numerically on
-both, which the exact ``Money`` text of SQLite would not. It selects candidates only, with the margin that
-``domain.sweepindex`` explains; nothing is decided on it.
+``k`` is the exact 48-digit key of ``domain.sweepindex.key``: equal-width digit text sorts numerically on both
+databases (which the exact ``Money`` text of SQLite would not) and no float is involved. It selects candidates
+only, with the margin that ``domain.sweepindex`` explains; nothing is decided on it.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _query(n: int, mark: str) -> str:
     # it as an ordinary join.
     ranges = ""
     if n:
-        dbl = f"CAST({mark} AS DOUBLE PRECISION)"
+        dbl = f"CAST({mark} AS VARCHAR(49))"
         rows = ", ".join(f"(CAST({mark} AS VARCHAR(80)), {dbl}, {dbl}, {dbl}, {dbl}, {dbl})" for _ in range(n))
         band = "SELECT s.position_id FROM b CROSS JOIN sweep_index s WHERE s.state = {state} AND s.grp = b.grp AND "
         parts = [band.format(state=int(State.QUIET)) + "s.k >= b.rise",

@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Double,
     ForeignKey,
     Index,
     Integer,
@@ -30,6 +29,9 @@ from storage.types import Money, UtcDateTime
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only ``INTEGER PRIMARY KEY`` is the auto-numbered rowid.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# The sweep index's key: fixed-width digit text; the "C" collation on PostgreSQL keeps comparisons byte-wise.
+SweepKey = String(49).with_variant(String(49, collation="C"), "postgresql")
 
 POSITION_COUNTER = "position_id"
 # Market keys are an asset (``USDT``) or a VIP debt index (``USDT@vip:<owner>:v<version>``).
@@ -353,8 +355,9 @@ class AccountPrefsRow(SQLModel, table=True):
 class SweepIndexRow(SQLModel, table=True):
     """The risk sweep's index (``domain.sweepindex``): one row per active position the sweep may look at.
 
-    ``k = s_debt / s_coll`` is a double, used only to pick candidates with a safety margin; the exact check is
-    the domain's. ``state`` 3 (direct) rows have no group and no ``k`` and are judged at every tick.
+    ``k = s_debt / s_coll`` as an exact 48-digit key (``domain.sweepindex.key``) that sorts numerically, used only
+    to pick candidates with a safety margin; the exact check is the domain's.
+    ``state`` 3 (direct) rows have no group and no ``k`` and are judged at every tick.
     """
 
     __tablename__ = "sweep_index"
@@ -368,7 +371,7 @@ class SweepIndexRow(SQLModel, table=True):
     owner: str = Field(sa_column=Column(String(128), nullable=False))
     state: int = Field(sa_column=Column(SmallInteger, nullable=False))
     grp: str = Field(sa_column=Column(String(80), nullable=False))
-    k: float | None = Field(default=None, sa_column=Column(Double, nullable=True))
+    k: str | None = Field(default=None, sa_column=Column(SweepKey, nullable=True))
     called_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
 
 

@@ -20,7 +20,7 @@ from domain.events import Event
 from domain.markets import load_catalog
 from domain.positions import Holding, Position, Product, RiskState
 from domain.sweep import sweep
-from domain.sweepindex import DUST, State, entry_of
+from domain.sweepindex import DUST, State, entry_of, key
 from storage import UnitOfWork
 from storage.tables import TABLES, sweep_index
 from tests.perf.books import T0, BookSpec, books, build, catalog_assets, tick
@@ -138,7 +138,7 @@ def test_fixed_vip_and_multi_collateral_positions_are_judged_directly() -> None:
 
 def test_zero_debt_is_keyed_at_zero_and_never_rises() -> None:
     e = entry_of(_flexible(1, Holding(Decimal(1)), shares="0"))
-    assert e is not None and e.state is State.QUIET and e.k == 0.0
+    assert e is not None and e.state is State.QUIET and e.k == key(Decimal(0)) == "0" * 48
 
 
 def test_the_migration_fills_the_index_for_positions_already_open(db_engine: Engine) -> None:

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(128), nullable=False),
         sa.Column("state", sa.SmallInteger(), nullable=False),
         sa.Column("grp", sa.String(80), nullable=False),
-        sa.Column("k", sa.Double(), nullable=True),
+        sa.Column("k", sa.String(49).with_variant(sa.String(49, collation="C"), "postgresql"), nullable=True),
         sa.Column("called_at", UtcDateTime(), nullable=True),
     )
     op.create_index("ix_sweep_index_state_group_k", "sweep_index", ["state", "grp", "k"])
