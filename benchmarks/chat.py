@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks.sweep import PRICES, build, pct
 from bot.app import build_application
+from bot.run import run_app
 from bot.settings import Settings
 from bot.state import StateStore
 from domain import actions, markets
@@ -83,16 +84,7 @@ class Running:
         async def main() -> None:
             self.stop_event = asyncio.Event()
             app = build_application(settings, monitor=False, get_updates_read_timeout=3, read_timeout=3)
-            async with app:
-                assert app.updater is not None and app.post_init and app.post_shutdown
-                await app.post_init(app)
-                await app.updater.start_polling(poll_interval=0, timeout=1)
-                await app.start()
-                ready.set()
-                await self.stop_event.wait()
-                await app.updater.stop()
-                await app.stop()
-                await app.post_shutdown(app)
+            await run_app(app, self.stop_event, started=ready.set, poll_interval=0, timeout=1)
 
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),), daemon=True)
         self.thread.start()

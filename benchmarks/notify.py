@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 
 from bot.app import build_application
 from bot.notifier import Notifier
+from bot.run import run_app
 from bot.settings import Settings
 from bot.state import StateStore
 from domain import actions
@@ -131,20 +132,20 @@ def deliver(url: str, tg: FakeTelegram, exchange: FakeExchange, timeout: float) 
 
     async def main() -> None:
         app = build_application(settings, get_updates_read_timeout=3, read_timeout=3)
-        async with app:
-            assert app.updater is not None and app.post_init and app.post_shutdown
-            await app.post_init(app)
-            await app.updater.start_polling(poll_interval=0, timeout=1)
-            await app.start()
+        stop = asyncio.Event()
+
+        async def until_delivered() -> None:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
                 if await asyncio.to_thread(pending) == 0:
                     break
             done.set()
-            await app.updater.stop()
-            await app.stop()
-            await app.post_shutdown(app)
+            stop.set()
+
+        watcher = asyncio.create_task(until_delivered())
+        await run_app(app, stop, poll_interval=0, timeout=1)
+        await watcher
 
     try:
         loop.run_until_complete(main())

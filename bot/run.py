@@ -12,8 +12,11 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
+from telegram.ext import Application
 
 from bot.settings import Settings
 
@@ -53,13 +56,23 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with app:  # initialize() … shutdown(); post_init/post_shutdown run only under run_polling, so here:
+    await run_app(app, stop, started=lambda: logging.getLogger("loandesk.bot").info(
+        "loandesk is polling; Ctrl-C stops it"))
+
+
+async def run_app(app: Application[Any, Any, Any, Any, Any, Any], stop: asyncio.Event, *,
+                  started: Callable[[], object] | None = None, **polling: Any) -> None:
+    """The Application's whole life in the running loop: initialize, post_init, polling, start … until ``stop``
+    … stop, post_shutdown, shutdown. (post_init/post_shutdown run only under ``run_polling``, which we do not
+    use so that the scheduler can share the loop.) Tests and benchmarks run the bot through this too."""
+    async with app:
         assert app.updater is not None and app.post_init is not None and app.post_shutdown is not None
         await app.post_init(app)
         try:
-            await app.updater.start_polling()
+            await app.updater.start_polling(**polling)
             await app.start()
-            logging.getLogger("loandesk.bot").info("loandesk is polling; Ctrl-C stops it")
+            if started is not None:
+                started()
             await stop.wait()
             await app.updater.stop()
             await app.stop()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bot.app import build_application
+from bot.run import run_app
 from bot.settings import Settings
 from bot.state import StateStore
 from domain.desk import Desk
@@ -91,16 +92,7 @@ def bot(tmp_path: Path) -> Iterator[Harness]:
             nonlocal stop
             stop = asyncio.Event()
             app = build_application(settings, get_updates_read_timeout=3, read_timeout=3)
-            async with app:
-                assert app.updater is not None and app.post_init and app.post_shutdown
-                await app.post_init(app)
-                await app.updater.start_polling(poll_interval=0, timeout=1)
-                await app.start()
-                ready.set()
-                await stop.wait()
-                await app.updater.stop()
-                await app.stop()
-                await app.post_shutdown(app)
+            await run_app(app, stop, started=ready.set, poll_interval=0, timeout=1)
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
         thread.start()
