@@ -56,7 +56,11 @@ class Desk:
                 if vip is not None:
                     if sheet.rate == "flexible" and asset in self.catalog.loans:
                         base = self.market(asset, now).rates
-                        vip.rates = [RatePoint(r.effective_from, r.apr + sheet.apr) for r in base]
+                        # A rate history only changes at its tail (set_rate), so length and last point tell
+                        # whether the spread copy is stale; rebuilding on every action would cost O(history).
+                        last = RatePoint(base[-1].effective_from, base[-1].apr + sheet.apr) if base else None
+                        if len(vip.rates) != len(base) or (vip.rates[-1] if vip.rates else None) != last:
+                            vip.rates = [RatePoint(r.effective_from, r.apr + sheet.apr) for r in base]
                     events += self._accrue_debt(vip, now)
         for asset in self.catalog.collateral:
             self._accrue_earn(self.market(asset, now), now)

@@ -145,6 +145,20 @@ def test_flexible_vip_rate_is_the_asset_rate_plus_the_spread() -> None:
     assert balanced(desk, t2) == []
 
 
+def test_flexible_vip_rate_follows_a_rate_replaced_within_the_same_hour() -> None:
+    desk = vip_desk(rate="flexible", apr=Decimal("0.0376"))
+    p, _ = borrow(desk, BorrowRequest("alice", "USDT", Decimal(60000), {"BTC": Decimal("1.5")}, Product.VIP),
+                  PRICES, T0)
+    t = T0 + timedelta(hours=1)
+    desk.accrue(t)
+    desk.set_rate("USDT", Decimal("0.20"), t + timedelta(minutes=10))
+    desk.accrue(t + timedelta(minutes=15))  # the spread copy picks up 0.20 …
+    desk.set_rate("USDT", Decimal("0.1124"), t + timedelta(minutes=20))  # … which is replaced before 02:00
+    t2 = t + timedelta(hours=1)
+    desk.accrue(t2)
+    assert desk.debt(p, t2) == exact(Decimal("60000.6") * (1 + Decimal("0.15") / 8760))
+
+
 def test_vip_uses_sheet_ratios_and_minimum_first_order() -> None:
     desk = vip_desk()
     with pytest.raises(Rejected) as exc:
