@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from storage.tables import bot_seen as seen
 from storage.tables import outbox
 from storage.uow import UnitOfWork as StorageUnitOfWork
 
+PREVIEW_KEEP = timedelta(days=1)  # how long a used or expired preview is remembered
 SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
 
 @dataclass
@@ -71,6 +72,9 @@ class BotTables:
                        datetime.fromisoformat(r["expires"]), r["state"])
 
     def add_preview(self, p: Preview) -> None:
+        """Store ``p``; previews that expired more than ``PREVIEW_KEEP`` ago go (their taps answer "expired")."""
+        cutoff = (p.created - PREVIEW_KEEP).isoformat()  # ISO text of UTC times sorts like the times
+        self._db().execute(delete(previews).where(previews.c.expires < cutoff))
         self._db().execute(insert(previews).values(
             token=p.token, owner=p.owner, kind=p.kind, params=_dump(p.params), created=p.created.isoformat(),
             expires=p.expires.isoformat(), state=p.state))
