@@ -120,11 +120,11 @@ def check_order(desk: Desk, loan_asset: str, amount: Decimal, now: datetime) -> 
         raise Rejected("below_minimum", f"the smallest {loan_asset} loan is {fmt(loan.min_borrow)}")
     if amount > loan.max_borrow:
         raise Rejected("above_maximum", f"the largest {loan_asset} order is {fmt(loan.max_borrow)}")
-    desk.accrue(now)
+    lent = desk.borrowed(loan_asset, now)  # catches up every index first
     state = desk.market(loan_asset, now)
-    if state.borrowed() + amount > loan.lending_cap:
-        room = max(loan.lending_cap - state.borrowed(), ZERO)
-        raise Rejected("lending_cap", f"the desk can lend at most {fmt(room.quantize(ONE))} more "
+    if lent + amount > loan.lending_cap:
+        room = round_down(max(loan.lending_cap - lent, ZERO), desk.catalog.precision(loan_asset))
+        raise Rejected("lending_cap", f"the desk can lend at most {fmt(room)} more "
                                       f"{loan_asset} right now")
     return state
 

@@ -110,6 +110,17 @@ class Desk:
         if changed:
             self.book.save_market(state)
 
+    def borrowed(self, asset: str, now: datetime) -> Decimal:
+        """Everything lent in ``asset`` at ``now``: flexible and fixed debt plus the debt of every VIP term sheet
+        in that asset (each in its own index). Catches up first, so it is exact whichever path got here."""
+        self.accrue(now)
+        total = self.market(asset, now).borrowed()
+        for sheet in self.book.term_sheets():
+            vip = self.book.market(sheet.rate_key(asset)) if asset in sheet.loan_assets else None
+            if vip is not None:
+                total += vip.flexible_debt()
+        return total
+
     def set_rate(self, asset: str, apr: Decimal, now: datetime) -> Event:
         """An operator's flexible APR for ``asset``, in force from the next HH:00."""
         if asset not in self.catalog.loans:

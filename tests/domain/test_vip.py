@@ -159,6 +159,21 @@ def test_flexible_vip_rate_follows_a_rate_replaced_within_the_same_hour() -> Non
     assert desk.debt(p, t2) == exact(Decimal("60000.6") * (1 + Decimal("0.15") / 8760))
 
 
+def test_vip_debt_counts_against_the_desks_lending_cap() -> None:
+    desk = Desk(load_catalog().with_overrides({"loan": {"USDT": {"flexible_apr": "0.05", "rate_model": "manual",
+                                                                 "lending_cap": "70000"}}}), MemoryBook())
+    desk.deposit("alice", "BTC", Decimal(3), T0)
+    desk.deposit("bob", "BTC", Decimal(1), T0)
+    issue_term_sheet(desk, sheet(), T0, by="op")
+    borrow(desk, BorrowRequest("alice", "USDT", Decimal(60000), {"BTC": Decimal("1.5")}, Product.VIP), PRICES, T0)
+    later = T0 + timedelta(hours=1)  # the VIP loan has compounded one hour at 8.76%: 60000.6 owed
+    assert desk.borrowed("USDT", later) == Decimal("60000.6")
+    with pytest.raises(Rejected) as err:  # 60000.6 + 10000 > 70000
+        borrow(desk, BorrowRequest("bob", "USDT", Decimal(10000), {"BTC": Decimal("0.5")}), PRICES, later)
+    assert err.value.code == "lending_cap" and "at most 9999.4 more" in err.value.message
+    borrow(desk, BorrowRequest("bob", "USDT", Decimal(9999), {"BTC": Decimal("0.5")}), PRICES, later)
+
+
 def test_vip_uses_sheet_ratios_and_minimum_first_order() -> None:
     desk = vip_desk()
     with pytest.raises(Rejected) as exc:
