@@ -1,9 +1,10 @@
 """Queries on the monitoring tables (migration 0003): chats, group shares, deliveries, the scheduler's leader
 lock, accepted price ticks and push preferences.
 
-A delivery is ``pending`` (due from ``next_attempt_at``), ``sent``, ``dropped`` or ``held``: a critical push
-(``domain.events.CRITICAL``) to a chat that refuses the bot waits there, never dropped, until the chat comes
-back (``reactivate``) and it is pending again. ``scheduler_lock`` rows other than the leader lock double as
+A delivery is ``pending`` (due from ``next_attempt_at``), ``sent``, ``dropped``, ``held`` or ``superseded``: a
+critical push (``domain.events.CRITICAL``) to a chat that refuses the bot waits there, never dropped, until the
+chat comes back (``reactivate``) and it is pending again; only the newest held reminder of a margin call is
+sent then, the older ones are ``superseded`` by it. ``scheduler_lock`` rows other than the leader lock double as
 tiny persistent flags (``flag``/``set_flag``/``clear_flag``), e.g. "the price feed is stale since …".
 
 ``Monitoring(uow.session)`` works inside the caller's unit of work, so a delivery row, a chat flag or the lock
@@ -102,6 +103,22 @@ class Monitoring:
         return self.release_held(chat_id)
 
     def release_held(self, chat_id: int) -> int:
+        """Held pushes of ``chat_id`` become pending again — except margin-call reminders superseded by a newer
+        held reminder of the same position (status ``superseded``): the newest one carries today's numbers, and
+        a week away would otherwise come back as 170 hourly reminders."""
+        reminders = self.db.execute(
+            select(deliveries.c.id, outbox.c.position).join(outbox, outbox.c.id == deliveries.c.outbox_id)
+            .where(deliveries.c.chat_id == chat_id, deliveries.c.status == "held",
+                   outbox.c.type == "margin_call_reminder").order_by(deliveries.c.outbox_id.desc())).all()
+        seen: set[Any] = set()
+        stale = []
+        for delivery, position in reminders:  # newest first
+            if position in seen:
+                stale.append(delivery)
+            seen.add(position)
+        if stale:
+            self.db.execute(update(deliveries).where(deliveries.c.id.in_(stale))
+                            .values(status="superseded", error="a newer reminder of the same margin call"))
         result = self.db.execute(update(deliveries).where(deliveries.c.chat_id == chat_id,
                                                           deliveries.c.status == "held")
                                  .values(status="pending", next_attempt_at=None))

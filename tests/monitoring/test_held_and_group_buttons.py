@@ -110,3 +110,24 @@ def test_push_buttons_in_a_group_view_for_members_act_only_for_the_owner_in_priv
     assert answer(world, ANN, f"pa:{pid}", answers)["text"] == "Sent to our private chat."
     assert previews(world) == before + 1
     assert len([r for r in world.tg.sent[sent:] if r["chat_id"] == GROUP]) == 1
+
+
+def test_a_returning_borrower_gets_the_margin_call_and_only_the_newest_reminder(world: World) -> None:
+    pid = world.borrow(ANN, "USDT", "30000", "BTC", "1")
+    world.start()
+    world.polls(2)
+    world.tg.block(ANN)
+    world.exchange.set_price("BTC", "35000")  # 85.7%: a margin call, held
+    wait(lambda: deliveries(world, ANN) == ["held"])
+    for _ in range(3):  # three hours away: three hourly reminders, all held
+        world.clock.advance(hours=1)
+        world.polls(2)
+    wait(lambda: deliveries(world, ANN) == ["held"] * 4)
+
+    since = len(world.tg.sent)
+    world.tg.send_text(ANN, "/start")
+    world.tg.wait_for(lambda r: r["chat_id"] == ANN and "Welcome" in (r["plain"] or ""), since=since)
+    wait(lambda: sorted(deliveries(world, ANN)) == ["sent", "sent", "superseded", "superseded"])
+    text = "\n".join(r["plain"] or "" for r in world.tg.sent[since:] if r["chat_id"] == ANN)
+    assert text.count("Margin call (still)") == 1 and text.count("Margin call · ") == 1 and f"position #{pid}" in text
+    assert world.position(pid).status.value == "open"
