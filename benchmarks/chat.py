@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import statistics
 import sys
@@ -27,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchmarks import report
 from benchmarks.sweep import PRICES, build, pct
 from bot.app import build_application
 from bot.run import run_app
@@ -161,11 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>26}: {v}")
+    report(result, args.json)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from benchmarks import report
 from bot.app import build_application
 from bot.notifier import Notifier
 from bot.run import run_app
@@ -235,11 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>26}: {v}")
+    report(result, args.json)
     return 0 if result["undelivered"] == 0 else 1
 
 

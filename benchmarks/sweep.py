@@ -14,7 +14,6 @@ Ledger rows for the bulk positions are not written: the benchmark only warns, it
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, text, update
 
+from benchmarks import report
 from domain import sweepindex
 from domain.desk import Desk
 from domain.markets import Catalog, load_catalog
@@ -287,11 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.row_runs is None:
         args.row_runs = 5 if args.positions <= 100_000 else 1
     result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:>24}: {v}")
+    report(result, args.json)
     return 0 if result["scan_within_candidates"] else 1
 
 
