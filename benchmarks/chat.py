@@ -3,7 +3,7 @@
 
 The book is built like ``benchmarks.sweep`` builds it (N flexible positions of 200,000 other borrowers, in
 bulk), then ``--users`` Telegram users each get a wallet and three positions through the engine. The real
-Application (``bot.app.build_application``: PTB polling, handlers, ``LoanService``, SQLite) runs in its own
+Application (``bot.entry.compose.build_application``: PTB polling, handlers, ``LoanService``, SQLite) runs in its own
 thread and event loop against the fake Bot API and the fake exchange on 127.0.0.1, as in the end-to-end tests;
 the scheduler is off so that only the chat path is measured. Each sample is one command typed by a user and
 timed from the update being queued at the fake to the reply arriving at the fake (long poll, PTB dispatch, the
@@ -28,12 +28,14 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.sweep import PRICES, build, pct
-from bot.app import build_application
-from bot.run import run_app
+from bot.entry.compose import build_application
+from bot.entry.run import run_app
+from bot.service.store import StateStore
 from bot.settings import Settings
-from bot.state import StateStore
-from domain import actions, markets
+from domain import markets
 from domain.desk import Desk
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
 from domain.markets import Catalog, load_catalog
 from storage import make_engine, migrate
 from tests.fakes.exchange import FakeExchange
@@ -66,7 +68,7 @@ def add_users(url: str, users: int, catalog: Catalog) -> None:
                 desk.deposit(owner, "ETH", Decimal(20), now)
                 for loan, coll, amount, qty in (("USDT", "BTC", "20000", "1"), ("USDT", "ETH", "20000", "10"),
                                                 ("USDC", "BTC", "10000", "0.5")):
-                    actions.borrow(desk, actions.BorrowRequest(owner, loan, Decimal(amount), {coll: Decimal(qty)}),
+                    borrow(desk, BorrowRequest(owner, loan, Decimal(amount), {coll: Decimal(qty)}),
                                    PRICES, now)
             uow.commit()
     finally:

@@ -2,14 +2,14 @@
 real Application against the fake Bot API with Telegram's limits on (30/s overall, 1/s per private chat,
 20/min per group: anything over answers 429).
 
-The book is real: N flexible positions opened through the engine (``actions.borrow``) by about 0.8 N
+The book is real: N flexible positions opened through the engine (``borrow``) by about 0.8 N
 borrowers (every fifth one has a second position on the other collateral, so some private chats fold two
 events), with initial LTVs placed so that a 30% fall of BTC and ETH liquidates about a quarter of them, puts
 about 30% in margin call and warns the rest. A few monitoring groups share all positions of some borrowers.
 The crash itself is one ``domain.sweep.sweep`` in one unit of work at the fallen prices, exactly what the
 scheduler's tick does, so the outbox holds N real events written with the state changes. Then the bot starts
-(``bot.app.build_application``: PTB, the scheduler, the notifier) and delivers; the benchmark waits until every
-delivery row is sent.
+(``bot.entry.compose.build_application``: PTB, the scheduler, the notifier) and delivers; the benchmark waits until
+every delivery row is sent.
 
 Measured at the fake: messages accepted and events they carried, the sustained rate (messages from the first
 push to the last), the 429s, and the order. Order is judged twice: by message (each message ranked by its
@@ -34,16 +34,17 @@ from typing import Any
 from sqlalchemy import select, update
 
 from benchmarks import report
-from bot.app import build_application
-from bot.notifier import Notifier
-from bot.run import run_app
+from bot.entry.compose import build_application
+from bot.entry.run import run_app
+from bot.monitor.notifier import Notifier
+from bot.service.store import StateStore
 from bot.settings import Settings
-from bot.state import StateStore
-from domain import actions
 from domain.desk import Desk
 from domain.events import URGENCY
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
 from domain.markets import load_catalog
-from domain.sweep import sweep
+from domain.watch.sweep import sweep
 from storage.monitoring import Monitoring
 from storage.tables import deliveries, outbox
 from tests.fakes.exchange import FakeExchange
@@ -86,7 +87,7 @@ def build(store: StateStore, tg: FakeTelegram, n: int, groups: int, per_group: i
                 owner, coll = FIRST_OWNER + i % owners, ("BTC", "ETH")[(i // owners) % 2]
                 qty = (LOAN / (ltv_of(i, kind_of(i)) * START[coll])).quantize(Decimal("0.00000001"))
                 desk.deposit(str(owner), coll, qty, now)
-                actions.borrow(desk, actions.BorrowRequest(str(owner), "USDT", LOAN, {coll: qty}), START, now)
+                borrow(desk, BorrowRequest(str(owner), "USDT", LOAN, {coll: qty}), START, now)
             uow.commit()
         made = min(n, made + 200)
     with store.unit_of_work() as uow:  # what was pushed before the crash (the borrow receipts) is done

@@ -36,7 +36,8 @@ from domain.markets import Catalog, load_catalog
 from domain.money import ONE, exact
 from domain.positions import Holding, Position, Product
 from domain.rates import HOURS_PER_YEAR
-from domain.sweep import sweep
+from domain.watch.sweep import plan as sweep_plan
+from domain.watch.sweep import sweep
 from storage import UnitOfWork, make_engine, mapping, migrate
 from storage.book import ACTIVE_VALUES
 from storage.sweepindex import row_of
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 desk = Desk(catalog, uow.book)
                 desk.accrue(now)
                 t = time.perf_counter()
-                candidates = {p.id for p in uow.book.sweep_candidates(sweepindex.plan(desk, prices, now))}
+                candidates = {p.id for p in uow.book.sweep_candidates(sweep_plan(desk, prices, now))}
                 detect_ms.append((time.perf_counter() - t) * 1000)
                 uow.rollback()
             if i % scan_every == 0 and len(scan_ms) < args.scan_ticks:

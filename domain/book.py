@@ -10,29 +10,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from domain.events import Event
 from domain.ledger import Entry, is_customer_account
 from domain.money import ZERO
-from domain.positions import ACTIVE, Position, Product
+from domain.positions import ACTIVE, Account, Position, PriceAlert, Product, ProtectionRule
 from domain.rates import MarketState
 from domain.sweepindex import SweepPlan, entry_of
 from domain.termsheet import TermSheet
-
-if TYPE_CHECKING:  # the rule modules build on the desk, which builds on this port
-    from domain.alerts import PriceAlert
-    from domain.protection import ProtectionRule
-
-
-@dataclass
-class Account:
-    """A borrower's settings (wallet balances live in the ledger)."""
-
-    id: str
-    warning_ltv: Decimal | None = None
 
 
 class Book(Protocol):
@@ -56,12 +43,17 @@ class Book(Protocol):
     def active_positions(self) -> Iterable[Position]: ...
     # events (the outbox)
     def emit(self, event: Event) -> None: ...
-    # VIP term sheets, versioned per borrower (issue 3)
+    # VIP term sheets, versioned per borrower
     def save_term_sheet(self, sheet: TermSheet) -> None: ...
     def term_sheet(self, owner: str, version: int | None = None) -> TermSheet | None: ...
     def term_sheets(self, owner: str | None = None) -> list[TermSheet]: ...
-    # the risk sweep's candidates (issue 7): every active position ``plan`` admits, by id
+    # the risk sweep's candidates: every active position ``plan`` admits, by id
     def sweep_candidates(self, plan: SweepPlan) -> list[Position]: ...
+    # how many active positions the sweep watches, per single collateral asset ("" for the others)
+    def count_watched(self) -> dict[str, int]: ...
+    # small named values the desk keeps between ticks (the circuit breaker's state)
+    def setting(self, key: str) -> str | None: ...
+    def save_setting(self, key: str, value: str | None) -> None: ...
     # the borrower's auto-protection rules and price alerts, one of each per position (SPEC §8)
     def protection_rules(self, owner: str | None = None) -> list[ProtectionRule]: ...
     def save_protection_rule(self, rule: ProtectionRule) -> None: ...
@@ -85,6 +77,7 @@ class MemoryBook:
         self.sheets: dict[str, list[TermSheet]] = {}
         self.protection: dict[int, ProtectionRule] = {}
         self.alerts: dict[int, PriceAlert] = {}
+        self.settings: dict[str, str] = {}
         self._next_id = 0
 
     def balance(self, account: str, asset: str) -> Decimal:
@@ -186,6 +179,23 @@ class MemoryBook:
             if entry is not None and plan.admits(entry, self.account(p.owner).warning_ltv):
                 found.append(p)
         return found
+
+    def count_watched(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in self.active_positions():
+            if entry_of(p) is not None:
+                key = p.single_collateral or ""
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def setting(self, key: str) -> str | None:
+        return self.settings.get(key)
+
+    def save_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.settings.pop(key, None)
+        else:
+            self.settings[key] = value
 
     def owners(self) -> list[str]:
         names = {a.split(":", 1)[1] for a, _ in self.balances if a.startswith("spot:")}

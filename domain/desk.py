@@ -1,7 +1,7 @@
 """The desk: state access, valuation, money movement and interest catch-up shared by every rule.
 
-``Desk`` wraps a catalog and a ``Book``. The borrower actions (``domain.actions``), the risk sweep and
-liquidation (``domain.sweep``) build on the helpers here. Every public operation first catches interest up to
+``Desk`` wraps a catalog and a ``Book``. What borrowers do (``domain.loans``) and what time and prices do
+(``domain.watch``) build on the helpers here. Every public operation first catches interest up to
 ``now`` from the stored markers, so a debt is exact whether or not the scheduler ran.
 """
 
@@ -17,13 +17,13 @@ from domain.errors import Rejected
 from domain.events import Event
 from domain.ledger import EntryBuilder
 from domain.markets import QUOTE, Catalog, Thresholds
-from domain.money import ONE, ZERO, decimals_of, exact, fmt, fmt_ratio, quantum, round_down
+from domain.money import ONE, ZERO, decimals_of, exact, fmt, quantum, round_down
 from domain.positions import Holding, Position, Product, Source
+from domain.prices import Prices, price
 from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR, MarketState, RatePoint, floor_hour, hours_between
 from domain.risk import Lot, ltv
 from domain.termsheet import TermSheet, loan_asset_of
 
-Prices = Mapping[str, Decimal]
 MODEL_APR_PLACES = 4
 
 
@@ -233,6 +233,40 @@ class Desk:
                                                  f"less than {fmt(amount)}")
         self.book.post(EntryBuilder(now, "withdrawal").move(asset, amount, ledger.spot(owner), ledger.CASH).build())
 
+    def transfer(self, owner: str, asset: str, amount: Decimal, to: Source, now: datetime) -> Event:
+        """Move the borrower's own funds between Spot and Earn (Simple Earn Flexible: in and out at any time).
+
+        Redeeming the whole Earn balance takes every share; what its exact value holds beyond the amount paid
+        (rounded down to the asset's precision) goes to the desk's rounding account, so the pool and its shares
+        stay equal."""
+        self.check_amount(asset, amount)
+        self.accrue(now)
+        entry = EntryBuilder(now, "earn_subscribe" if to is Source.EARN else "earn_redeem")
+        if to is Source.EARN:
+            have = self.spot(owner, asset)
+            if have < amount:
+                raise Rejected("insufficient_funds", f"your Spot wallet holds {fmt(have)} {asset}, "
+                                                     f"less than {fmt(amount)}")
+            entry.move(asset, amount, ledger.spot(owner), ledger.EARN_POOL)
+            self._add_earn_shares(owner, asset, amount, now)
+        else:
+            have = self.earn(owner, asset, now)
+            if have < amount:
+                raise Rejected("insufficient_funds", f"your Earn wallet holds {fmt(have)} {asset}, "
+                                                     f"less than {fmt(amount)}")
+            state = self.market(asset, now)
+            wallet = self.book.earn_shares(owner, asset)
+            shares = wallet if amount == have else amount / state.earn_index
+            value = exact(wallet * state.earn_index) if shares == wallet else amount
+            self.book.set_earn_shares(owner, asset, wallet - shares)
+            state.earn_shares -= shares
+            self.book.save_market(state)
+            entry.move(asset, amount, ledger.EARN_POOL, ledger.spot(owner))
+            entry.move(asset, value - amount, ledger.EARN_POOL, ledger.ROUNDING)
+        self.book.post(entry.build())
+        return self.emit(Event(now, "transferred", owner, None, {
+            "asset": asset, "amount": fmt(amount), "to": to.value}))
+
     def _add_earn_shares(self, owner: str, asset: str, amount: Decimal, now: datetime) -> Decimal:
         state = self.market(asset, now)
         shares = amount / state.earn_index
@@ -264,18 +298,5 @@ class Desk:
         return event
 
 
-def price(prices: Prices, asset: str) -> Decimal:
-    if asset == QUOTE:
-        return ONE
-    p = prices.get(asset)
-    if p is None or p <= 0:
-        raise Rejected("price_unavailable", f"no price for {asset} right now; try again in a moment")
-    return p
-
-
 def _midnight(t: datetime) -> datetime:
     return t.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def ltv_text(x: Decimal) -> str:
-    return fmt_ratio(x)

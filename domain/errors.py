@@ -1,4 +1,4 @@
-"""Rejections: every refused action carries a stable reason code and a sentence for a person."""
+"""Rejections (every refused action carries a stable reason code and a sentence for a person) and input errors."""
 
 from __future__ import annotations
 
@@ -13,3 +13,7 @@ class Rejected(Exception):
 
     def __repr__(self) -> str:
         return f"Rejected({self.code!r}, {self.message!r})"
+
+
+class InputError(ValueError):
+    """A file or document a person wrote (a scenario, a price history) is malformed; the text says where."""

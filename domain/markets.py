@@ -100,6 +100,13 @@ class DeskRules:
     quote_seconds: int
     price_max_age_seconds: int
     price_jump: Decimal
+    price_confirm_seconds: int
+    price_agree: Decimal
+    price_band: Decimal
+    breaker_share: Decimal
+    breaker_asset_share: Decimal
+    breaker_min_positions: int
+    protection_daily_limit: int
     liquidation_order: tuple[str, ...]
     fixed_terms: tuple[int, ...]
     late_fee_multiplier: Decimal
@@ -244,6 +251,13 @@ def parse_catalog(data: Mapping[str, Any]) -> Catalog:
         quote_seconds=d.int("quote_seconds", 15, lo=1),
         price_max_age_seconds=d.int("price_max_age_seconds", 60, lo=1),
         price_jump=d.dec("price_jump", "0.15", positive=True, hi=unit),
+        price_confirm_seconds=d.int("price_confirm_seconds", 10, lo=0, hi=3600),
+        price_agree=d.dec("price_agree", "0.02", positive=True, hi=Decimal("0.5")),
+        price_band=d.dec("price_band", "10", lo=Decimal("1.5"), hi=Decimal(1000)),
+        breaker_share=d.dec("breaker_share", "0.5", positive=True, hi=unit),
+        breaker_asset_share=d.dec("breaker_asset_share", "0.9", positive=True, hi=unit),
+        breaker_min_positions=d.int("breaker_min_positions", 50, lo=1),
+        protection_daily_limit=d.int("protection_daily_limit", 3, lo=1, hi=24),
         liquidation_order=tuple(str(x) for x in order),
         fixed_terms=tuple(sorted(terms)),
         late_fee_multiplier=d.dec("late_fee_multiplier", "3"),

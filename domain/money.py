@@ -89,6 +89,13 @@ def fmt(x: Decimal) -> str:
     return s
 
 
+def pct(x: Decimal) -> str:
+    """A ratio as people read it: one decimal and a percent sign (``0.6`` → ``60.0%``; infinite: ``∞``)."""
+    if x.is_infinite():
+        return "∞"
+    return f"{(x * 100).quantize(Decimal('0.1'))}%"
+
+
 def fmt_ratio(x: Decimal, places: int = 4) -> str:
     """A ratio (LTV, APR) rounded half-even to ``places`` decimals, trailing zeros dropped."""
     return fmt(x.quantize(quantum(places), rounding=ROUND_HALF_EVEN))

@@ -1,9 +1,13 @@
-"""Positions (loans) and what they hold.
+"""Positions (loans), what they hold, and the records that hang on them.
 
 A position's debt is kept as *scaled* shares of its loan asset's debt index (``debt = shares × index``), so an
 hour's interest changes one number per asset and never touches a position. Fixed positions do not compound:
 their index is 1. Collateral pledged from Spot is an exact amount; collateral pledged from Earn is kept as
 Earn shares and keeps earning (``amount = shares × earn index``).
+
+The records a borrower keeps beside positions live here too, below the desk and the storage port that keep
+them: an ``Account`` (the personal warning level), a ``PriceAlert`` (``/alert price``) and a ``ProtectionRule``
+(``/protect``). The rules that act on them are in ``domain.watch``.
 """
 
 from __future__ import annotations
@@ -109,3 +113,46 @@ class Position:
     def single_collateral(self) -> str | None:
         assets = self.collateral_assets
         return assets[0] if len(assets) == 1 else None
+
+
+@dataclass
+class Account:
+    """A borrower's settings (wallet balances live in the ledger)."""
+
+    id: str
+    warning_ltv: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class PriceAlert:
+    """``/alert price <id> <pct>``: ``distance`` is a fraction (0.1 = within 10% of the margin-call price)."""
+
+    position: int
+    owner: str
+    distance: Decimal
+    armed: bool = True
+
+
+PROTECTION_MODES = ("topup", "repay")
+DEFAULT_PROTECTION_LIMIT = 3
+
+
+@dataclass
+class ProtectionRule:
+    """One position's ``/protect`` rule (at most one per position) and how many actions it took on ``used_day``."""
+
+    position: int
+    owner: str
+    trigger: Decimal
+    target: Decimal
+    mode: str  # "topup" | "repay"
+    daily_limit: int = DEFAULT_PROTECTION_LIMIT
+    used_day: str | None = None  # UTC date, ISO
+    used_count: int = 0
+    created_at: datetime | None = None
+
+    def used_on(self, now: datetime) -> int:
+        return self.used_count if self.used_day == now.date().isoformat() else 0
+
+    def left_on(self, now: datetime) -> int:
+        return max(self.daily_limit - self.used_on(now), 0)

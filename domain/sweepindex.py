@@ -11,7 +11,7 @@ where ``s_coll`` is the exact Spot amount (``I_coll = 1``) or the Earn shares (`
 the position's *group* ``LOAN/COLL/spot|earn`` and its alert *state*; the right-hand side is one number per
 (group, level) per tick. ``SweepPlan`` holds those numbers and says, for an index ``Entry``, whether the
 position can change at this tick. It is only a filter: the sweep then judges every candidate with the exact
-Decimal rules of ``domain.sweep.check``.
+Decimal rules of ``domain.watch.sweep.check``; ``domain.watch.sweep.plan`` builds a tick's plan from the desk.
 
 Exact keys, no floats. ``k`` and the bounds are Decimals written as 48-digit text (``key``: 24 integer digits
 then 24 decimals, zero-padded): digit strings of equal width compare exactly like the numbers, in SQL on any
@@ -40,17 +40,12 @@ accounts with a personal level, judged with ``SweepPlan.band(group, level)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
-from domain.errors import Rejected
 from domain.markets import Thresholds
 from domain.positions import Position, Product, Source
-
-if TYPE_CHECKING:
-    from domain.desk import Desk, Prices
 
 DUST = Decimal("0.000001")
 MARGIN = Decimal("1e-9")
@@ -175,28 +170,3 @@ class SweepPlan:
             return e.k >= b.escalate or e.k < b.rearm
         return (e.k >= b.liquidate or e.k < b.clear
                 or (e.called_at is not None and e.called_at <= self.remind_before))
-
-
-def plan(desk: Desk, prices: Prices, now: datetime) -> SweepPlan:
-    """The bounds for ``prices`` at ``now`` (call after ``desk.accrue(now)``: the indices are current)."""
-    from domain.desk import price
-
-    cat = desk.catalog
-    groups: dict[str, Group] = {}
-    for loan in cat.loans:
-        try:
-            p_loan = price(prices, loan)
-        except Rejected:
-            continue
-        i_debt = desk.market(loan, now).debt_index
-        for coll, market in cat.collateral.items():
-            try:
-                p_coll = price(prices, coll)
-            except Rejected:
-                continue
-            levels = cat.thresholds("flexible", coll)
-            spot = p_coll / p_loan / i_debt
-            groups[group_of(loan, coll, Source.SPOT)] = Group(spot, levels)
-            groups[group_of(loan, coll, Source.EARN)] = Group(spot * desk.earn_index(market.asset, now), levels)
-    remind = now - timedelta(minutes=cat.desk.margin_call_repeat_minutes)
-    return SweepPlan(groups, cat.desk.rearm_gap, remind)

@@ -18,7 +18,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from domain.markets import Thresholds
-from domain.money import ZERO
 
 RATES = ("fixed", "flexible")
 LIQUIDATION_MODES = ("full", "partial")
@@ -62,6 +61,3 @@ def loan_asset_of(key: str) -> str:
     """The loan asset a debt index key counts in (``USDT@vip:alice:v1`` → ``USDT``)."""
     return key.split(KEY_MARK, 1)[0]
 
-
-def spread_of(sheet: TermSheet) -> Decimal:
-    return sheet.apr if sheet.rate == "flexible" else ZERO

@@ -32,11 +32,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from domain.book import Account, Book
+from domain.book import Book
 from domain.events import Event
 from domain.ledger import Entry, Posting, is_customer_account
 from domain.money import ZERO
-from domain.positions import ACTIVE, Position, Product
+from domain.positions import ACTIVE, Account, Position, Product
 from domain.rates import MarketState
 from domain.sweepindex import SweepPlan, entry_of
 from domain.termsheet import TermSheet
@@ -47,6 +47,7 @@ from storage.tables import (
     accounts,
     balances,
     counters,
+    desk_settings,
     earn_shares,
     holdings,
     journal_entries,
@@ -55,6 +56,7 @@ from storage.tables import (
     positions,
     postings,
     rate_points,
+    sweep_index,
     term_sheets,
 )
 
@@ -243,6 +245,26 @@ class SqlBook(ProtectionTables):
         for start in range(0, len(ids), sweepindex.CHUNK):
             found += self._load(positions.c.id.in_(ids[start:start + sweepindex.CHUNK]))
         return [p for p in found if p.active]
+
+    def count_watched(self) -> dict[str, int]:
+        """Active positions in the sweep index per single collateral asset ("" for the directly judged ones)."""
+        self.flush()
+        counts: dict[str, int] = {}
+        for grp, n in self.db.execute(select(sweep_index.c.grp, func.count()).group_by(sweep_index.c.grp)):
+            key = grp.split("/")[1] if grp.count("/") == 2 else ""
+            counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
+    # ------------------------------------------------------------------ desk settings
+
+    def setting(self, key: str) -> str | None:
+        value = self.db.execute(select(desk_settings.c.value).where(desk_settings.c.key == key)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def save_setting(self, key: str, value: str | None) -> None:
+        self.db.execute(delete(desk_settings).where(desk_settings.c.key == key))
+        if value is not None:
+            self.db.execute(insert(desk_settings).values(key=key, value=value, updated_at=self.clock()))
 
     # ------------------------------------------------------------------ reading the whole book
 

@@ -13,8 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from domain.alerts import PriceAlert
-from domain.protection import ProtectionRule
+from domain.positions import PriceAlert, ProtectionRule
 from storage.tables import price_alerts, price_ticks, protection_rules
 
 

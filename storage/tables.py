@@ -375,6 +375,15 @@ class SweepIndexRow(SQLModel, table=True):
     called_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
 
 
+class DeskSettingRow(SQLModel, table=True):
+    """Small named values the desk keeps between ticks (``Book.setting``), e.g. the circuit breaker's state."""
+
+    __tablename__ = "desk_settings"
+    key: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -404,8 +413,9 @@ protection_rules = _table("protection_rules")
 price_alerts = _table("price_alerts")
 account_prefs = _table("account_prefs")
 sweep_index = _table("sweep_index")
+desk_settings = _table("desk_settings")
 
 TABLES: tuple[Table, ...] = (journal_entries, postings, balances, earn_shares, accounts, markets, rate_points,
                              positions, holdings, term_sheets, outbox, counters, bot_previews, bot_drafts,
                              bot_seen, bot_faucet, price_ticks, chats, group_shares, deliveries, scheduler_lock,
-                             protection_rules, price_alerts, account_prefs, sweep_index)
+                             protection_rules, price_alerts, account_prefs, sweep_index, desk_settings)

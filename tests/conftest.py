@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import hypothesis  # noqa: F401  # imported up front: CPython 3.11.7 breaks compiling it late while bot threads compile
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError

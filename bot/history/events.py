@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from domain.backtest import BacktestError, BacktestResult, backtest, scale_to
+from domain.analysis.backtest import BacktestError, BacktestResult, backtest, scale_to
 from domain.markets import QUOTE, Catalog
-from domain.scenario import PriceSeries, read_price_csv
+from domain.prices import PriceSeries, read_price_csv
 
 HERE = Path(__file__).resolve().parent
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bot.app import build_application
-from bot.run import run_app
+from bot.entry.compose import build_application
+from bot.entry.run import run_app
+from bot.service.store import StateStore
 from bot.settings import Settings
-from bot.state import StateStore
 from domain.desk import Desk
 from domain.markets import load_catalog
 from tests.fakes.exchange import FakeExchange

@@ -21,7 +21,7 @@ def _fund_and_borrow(bot: Harness) -> None:
     ("/borrow 500 DOGGO with 0.01 BTC", "DOGGO is not a loan asset"),
     ("/repay", "Missing the position number"),
     ("/add #abc 0.1", "'#abc' is not a position number"),
-    ("/withdraw 1", "Missing the position number and the amount"),
+    ("/withdraw 1", "Missing the amount."),  # the position number was given
     ("/close 2", "You have no position #2"),
 ])
 def test_bad_input_gets_a_specific_answer_and_changes_nothing(bot: Harness, text: str, expected: str) -> None:

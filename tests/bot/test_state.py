@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.state import Preview, StateStore
+from bot.service.store import Preview, StateStore
+from bot.service.usecases import Repay
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def preview(token: str, created: datetime) -> Preview:
-    return Preview(token, "42", "repay", {"pid": 1}, created, created + timedelta(minutes=5))
+    return Preview(token, "42", Repay(1, None), created, created + timedelta(minutes=5))
 
 
 def test_old_previews_are_purged_and_recent_ones_kept(tmp_path: Path) -> None:

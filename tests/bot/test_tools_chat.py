@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bot.state import StateStore
+from bot.service.store import StateStore
 from storage.tables import price_ticks
 from tests.bot.conftest import ANN, BOB, OPERATOR, Harness, confirm_data
 

@@ -14,16 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain import ledger
-from domain.actions import BorrowRequest, borrow, preview_borrow, repay
+from domain.analysis.simulate import simulate
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
 from domain.errors import Rejected
-from domain.fixed import NO_REFUND, process_fixed, set_fixed_expiry
+from domain.loans.borrow import borrow, preview_borrow
+from domain.loans.common import BorrowRequest
+from domain.loans.expiry import process_fixed
+from domain.loans.fixed import NO_REFUND, set_fixed_expiry
+from domain.loans.servicing import repay
 from domain.markets import load_catalog, parse_catalog
 from domain.positions import Product, Status
-from domain.scenario import simulate
-from domain.sweep import sweep
+from domain.watch.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, 10, 30, tzinfo=UTC)

@@ -12,14 +12,17 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain import actions
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
 from domain.errors import Rejected
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.loans.flexible import collateral_for_ltv
+from domain.loans.servicing import add_collateral, close, repay, repay_with_collateral, withdraw_collateral
 from domain.markets import load_catalog
 from domain.positions import Source
-from domain.sweep import sweep
+from domain.watch.sweep import sweep
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 OWNERS = ["ann", "ben", "cy"]
@@ -51,23 +54,23 @@ def apply(desk: Desk, step: tuple, prices: dict[str, Decimal], now: datetime) ->
         return
     if kind == "borrow":
         _, owner, asset, amount, target, source = step
-        coll = actions.collateral_for_ltv(desk, "USDT", amount, asset, target, prices)
-        req = actions.BorrowRequest(owner, "USDT", amount, {asset: coll}, source=source)
-        actions.borrow(desk, req, prices, now)
+        coll = collateral_for_ltv(desk, owner, "USDT", amount, asset, target, prices, now)
+        req = BorrowRequest(owner, "USDT", amount, {asset: coll}, source=source)
+        borrow(desk, req, prices, now)
         return
     mine = sorted(p.id for p in desk.book.positions_of(step[1]))
     # Mostly act on one's own positions; sometimes on somebody else's (which must be refused).
     step = (step[0], step[1], mine[step[2] % len(mine)] if mine and step[2] != 6 else step[2], *step[3:])
     if kind == "add":
-        actions.add_collateral(desk, step[1], step[2], None, step[3], prices, now, step[4])
+        add_collateral(desk, step[1], step[2], None, step[3], prices, now, step[4])
     elif kind == "withdraw":
-        actions.withdraw_collateral(desk, step[1], step[2], None, step[3], prices, now)
+        withdraw_collateral(desk, step[1], step[2], None, step[3], prices, now)
     elif kind == "repay":
-        actions.repay(desk, step[1], step[2], step[3], now)
+        repay(desk, step[1], step[2], step[3], now)
     elif kind == "repay_coll":
-        actions.repay_with_collateral(desk, step[1], step[2], step[3], prices, now)
+        repay_with_collateral(desk, step[1], step[2], step[3], prices, now)
     elif kind == "close":
-        actions.close(desk, step[1], step[2], now)
+        close(desk, step[1], step[2], now)
 
 
 def snapshot(book: MemoryBook) -> tuple:

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from domain import actions
+from domain.analysis.scenario import ScenarioError
+from domain.analysis.simulate import simulate
 from domain.book import MemoryBook
 from domain.desk import Desk
 from domain.errors import Rejected
+from domain.loans.borrow import borrow as book_borrow
+from domain.loans.common import BorrowRequest
+from domain.loans.flexible import collateral_for_ltv
+from domain.loans.servicing import close, quote_repay_with_collateral, repay, repay_with_collateral, withdraw_collateral
 from domain.markets import CatalogError, load_catalog, parse_catalog
 from domain.money import AmountError, parse_amount, round_down, round_up
-from domain.scenario import ScenarioError, simulate
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BTC50K = {"BTC": Decimal(50000)}
@@ -88,8 +92,8 @@ def desk_with(overrides: dict | None = None) -> Desk:
 
 
 def borrow(desk: Desk, at: datetime, amount: str = "30000", owner: str = "alice") -> int:
-    req = actions.BorrowRequest(owner, "USDT", Decimal(amount), {"BTC": Decimal(1)})
-    position, _ = actions.borrow(desk, req, BTC50K, at)
+    req = BorrowRequest(owner, "USDT", Decimal(amount), {"BTC": Decimal(1)})
+    position, _ = book_borrow(desk, req, BTC50K, at)
     return position.id
 
 
@@ -104,7 +108,7 @@ def test_a_started_hour_is_charged_in_full_and_repaying_before_it_costs_nothing(
     # A second loan repaid inside its first hour owes exactly what it borrowed.
     desk.deposit("bob", "BTC", Decimal(1), T0)
     bob = borrow(desk, T0 + timedelta(hours=1, minutes=5), owner="bob")
-    actions.repay(desk, "bob", bob, None, T0 + timedelta(hours=1, minutes=55))
+    repay(desk, "bob", bob, None, T0 + timedelta(hours=1, minutes=55))
     assert desk.spot("bob", "USDT") == 0
 
 
@@ -167,9 +171,9 @@ def test_a_stranger_cannot_touch_a_position_and_learns_nothing() -> None:
     desk = desk_with()
     pid = borrow(desk, T0)
     desk.deposit("mallory", "USDT", Decimal(50000), T0)
-    for act in (lambda: actions.repay(desk, "mallory", pid, None, T0),
-                lambda: actions.close(desk, "mallory", pid, T0),
-                lambda: actions.withdraw_collateral(desk, "mallory", pid, "BTC", Decimal("0.1"), BTC50K, T0)):
+    for act in (lambda: repay(desk, "mallory", pid, None, T0),
+                lambda: close(desk, "mallory", pid, T0),
+                lambda: withdraw_collateral(desk, "mallory", pid, "BTC", Decimal("0.1"), BTC50K, T0)):
         with pytest.raises(Rejected) as err:
             act()
         assert err.value.code == "position_not_found"
@@ -179,17 +183,17 @@ def test_a_stranger_cannot_touch_a_position_and_learns_nothing() -> None:
 def test_quotes_expire_after_fifteen_seconds() -> None:
     desk = desk_with()
     pid = borrow(desk, T0)
-    quote = actions.quote_repay_with_collateral(desk, "alice", pid, Decimal(1000), BTC50K, T0)
+    quote = quote_repay_with_collateral(desk, "alice", pid, Decimal(1000), BTC50K, T0)
     with pytest.raises(Rejected) as err:
-        actions.repay_with_collateral(desk, "alice", pid, None, BTC50K, T0 + timedelta(seconds=16), quote)
+        repay_with_collateral(desk, "alice", pid, None, BTC50K, T0 + timedelta(seconds=16), quote)
     assert err.value.code == "quote_expired"
-    actions.repay_with_collateral(desk, "alice", pid, None, BTC50K, T0 + timedelta(seconds=15), quote)
+    repay_with_collateral(desk, "alice", pid, None, BTC50K, T0 + timedelta(seconds=15), quote)
 
 
 def test_collateral_sized_to_a_target_ltv() -> None:
     desk = desk_with()
     # 500 USDT at 50% LTV with BTC at 50,000 needs 500 / (50,000 × 0.5) = 0.02 BTC.
-    assert actions.collateral_for_ltv(desk, "USDT", Decimal(500), "BTC", Decimal("0.5"), BTC50K) == Decimal("0.02")
+    assert collateral_for_ltv(desk, "alice", "USDT", Decimal(500), "BTC", Decimal("0.5"), BTC50K, T0) == Decimal("0.02")
 
 
 @pytest.mark.parametrize(("scenario", "message"), [

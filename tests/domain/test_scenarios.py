@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.analysis.report import render
+from domain.analysis.simulate import simulate
 from domain.markets import load_catalog
-from domain.scenario import render, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.json") if not p.name.endswith(".expected.json"))

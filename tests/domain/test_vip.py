@@ -13,18 +13,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain import ledger
-from domain.actions import BorrowRequest, borrow
+from domain.analysis.simulate import simulate
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
 from domain.errors import Rejected
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.loans.liquidation import plan_partial
+from domain.loans.vip import issue_term_sheet
 from domain.markets import load_catalog
 from domain.money import exact
 from domain.positions import Product, Status
-from domain.scenario import simulate
-from domain.sweep import sweep
 from domain.termsheet import TermSheet
-from domain.vip import issue_term_sheet, plan_partial
+from domain.watch.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
@@ -199,12 +201,13 @@ def test_no_term_sheet_no_vip_loan() -> None:
 def test_partial_plan_with_two_assets_sells_in_order_and_lands_on_target() -> None:
     # Debt value 70000; 1 BTC @ 50000 (ratio 1) + 10 ETH @ 3000 (ratio 0.95) → W = 78500, LTV 0.8917.
     lots = [("BTC", Decimal(1), Decimal(50000), Decimal(1)), ("ETH", Decimal(10), Decimal(3000), Decimal("0.95"))]
-    plan = plan_partial(Decimal(70000), lots, Decimal("0.5"), Decimal("0.02"), {"BTC": 8, "ETH": 8})
+    plan = plan_partial(Decimal(70000), Decimal(1), 8, lots, Decimal("0.5"), Decimal("0.02"), {"BTC": 8, "ETH": 8})
     assert plan is not None
-    sold, fee = plan
+    sold, fee = plan.sold, plan.fee
     assert list(sold) == ["BTC", "ETH"]  # BTC runs out first, ETH completes
     assert sold["BTC"] + fee["BTC"] == 1
-    owed = 70000 - sum(u * p for a, u in sold.items() for b, _, p, _ in lots if a == b)
+    assert plan.repaid == sold["BTC"] * 50000 + sold["ETH"] * 3000  # proceeds in USDT (price 1), 8 places
+    owed = 70000 - plan.repaid
     weighted = sum((amt - sold.get(a, 0) - fee.get(a, 0)) * p * r for a, amt, p, r in lots)
     assert Decimal("0.4999") < owed / weighted <= Decimal("0.5")
 

@@ -11,8 +11,8 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from domain.analysis.simulate import simulate
 from domain.markets import load_catalog
-from domain.scenario import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SAT = Decimal("0.00000001")
@@ -182,16 +182,18 @@ def test_price_guard_a_one_poll_wick_never_liquidates_a_confirmed_move_does() ->
 def test_price_guard_stale_prices_never_liquidate() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from domain.priceguard import PriceGuard
+    from domain.prices import GuardRules, PriceGuard
 
-    guard = PriceGuard(timedelta(seconds=60), Decimal("0.15"))
+    rules = GuardRules(timedelta(seconds=60), Decimal("0.15"), timedelta(seconds=10), Decimal("0.02"), Decimal(10))
+    guard = PriceGuard(rules)
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    assert guard.observe("BTC", Decimal(50000), t)
-    assert guard.confirmed(t + timedelta(seconds=60)) == {"BTC": Decimal(50000)}
-    assert guard.confirmed(t + timedelta(seconds=61)) == {}
-    assert not guard.observe("BTC", Decimal(40000), t + timedelta(seconds=70))  # −20%: seen once
-    assert guard.confirmed(t + timedelta(seconds=70)) == {}  # the old price is stale, the new one unconfirmed
-    assert not guard.observe("BTC", Decimal(60000), t + timedelta(seconds=80))  # +20%: the other side
-    assert guard.observe("BTC", Decimal(61000), t + timedelta(seconds=90))  # seen again on the same side
+    guard.seed({"BTC": (Decimal(50000), t)})  # the last price the desk accepted
+    assert guard.confirmed(t + timedelta(seconds=60)) == {"USDT": 1, "BTC": Decimal(50000)}
+    assert guard.confirmed(t + timedelta(seconds=61)) == {"USDT": 1}
+    assert guard.observe("BTC", Decimal(40000), t + timedelta(seconds=70)) == "held"  # −20%: seen once
+    assert guard.confirmed(t + timedelta(seconds=70)) == {"USDT": 1}  # the old price is stale, the new one held
+    assert guard.observe("BTC", Decimal(60000), t + timedelta(seconds=80)) == "held"  # +20%: the other side
+    assert guard.observe("BTC", Decimal(61000), t + timedelta(seconds=90)) == "accepted"  # 10 s on the same side
     # a second source that agrees confirms a jump at once
-    assert guard.observe("BTC", Decimal(30000), t + timedelta(seconds=95), second_source=Decimal(30010))
+    guard.observe_second("BTC", Decimal(30010), t + timedelta(seconds=95))
+    assert guard.observe("BTC", Decimal(30000), t + timedelta(seconds=95)) == "accepted"

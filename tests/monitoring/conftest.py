@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 
-from bot.app import App, build_application
-from bot.run import run_app
-from bot.scheduler import Monitor
+from bot.entry.compose import build_application
+from bot.entry.run import run_app
+from bot.monitor.scheduler import Monitor
+from bot.service.store import StateStore
 from bot.settings import Settings
-from bot.state import StateStore
-from domain import actions
+from bot.telegram.handlers import App
 from domain.desk import Desk
-from domain.markets import load_catalog
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.markets import SHIPPED, load_catalog
 from domain.positions import Position
 from tests.fakes.exchange import FakeExchange
 from tests.fakes.telegram import FakeTelegram
@@ -34,6 +36,7 @@ ANN = 42
 BOB = 77
 GROUP = -100
 POLL = 0.2
+CONFIRM = 1  # seconds a jump must persist (the markets file's price_confirm_seconds) in these tests
 START = datetime(2030, 1, 7, 10, 15, tzinfo=UTC)  # mid-hour: no HH:00 passes during a test unless we jump
 
 
@@ -96,11 +99,17 @@ class World:
         self.exchange = exchange
         self.url = f"sqlite:///{db}"
         self.clock = Clock()
-        self.catalog = load_catalog(None)
         self.bots: list[Bot] = []
+        # The shipped catalog with a 1-second confirmation window: polls are 0.2 s here, not 10 s, so a jump
+        # (or a cold start) is confirmed after five polls instead of waiting out the default ten seconds.
+        markets = db.with_name("markets.toml")
+        confirm = f"price_confirm_seconds = {CONFIRM}"
+        markets.write_text(SHIPPED.read_text().replace("price_confirm_seconds = 10", confirm))
         self.settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
                                  LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=self.url,
-                                 LOANDESK_ADMIN_IDS=str(OPERATOR), LOANDESK_PRICE_POLL_SECONDS=POLL)
+                                 LOANDESK_ADMIN_IDS=str(OPERATOR), LOANDESK_PRICE_POLL_SECONDS=POLL,
+                                 LOANDESK_MARKETS_FILE=str(markets))
+        self.catalog = load_catalog(markets)
         for user in (OPERATOR, ANN, BOB):
             tg.add_user(user)
 
@@ -118,8 +127,8 @@ class World:
                 desk = Desk(self.catalog, uow.domain_book)
                 now = self.clock()
                 desk.deposit(str(owner), collateral, Decimal(qty) + Decimal(spare), now)
-                req = actions.BorrowRequest(str(owner), loan, Decimal(amount), {collateral: Decimal(qty)})
-                p, _ = actions.borrow(desk, req, prices or {"USDT": Decimal(1), "BTC": Decimal(50000)}, now)
+                req = BorrowRequest(str(owner), loan, Decimal(amount), {collateral: Decimal(qty)})
+                p, _ = borrow(desk, req, prices or {"USDT": Decimal(1), "BTC": Decimal(50000)}, now)
                 uow.commit()
                 return p.id
         finally:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.render import Reply
-from bot.scheduler import build_monitor
-from bot.state import StateStore
+from bot.monitor.scheduler import build_monitor
+from bot.render.answers import Reply
+from bot.service.store import StateStore
 from storage.monitoring import Monitoring
-from tests.monitoring.conftest import ANN, BOB, GROUP, World, wait
+from tests.monitoring.conftest import ANN, BOB, CONFIRM, GROUP, World, wait
 
 
 def deliveries(world: World) -> list[dict[str, object]]:
@@ -61,7 +61,6 @@ def test_a_migrated_group_keeps_its_subscriptions(world: World) -> None:
 
 def test_only_the_leader_acts_and_a_passive_scheduler_takes_over_when_the_lock_expires(world: World) -> None:
     pid = world.borrow(ANN, "USDT", "30000", "BTC", "1")
-    world.exchange.set_price("BTC", "32000")
     store = StateStore(world.url)
     sent: dict[str, list[int]] = {"a": [], "b": []}
 
@@ -75,8 +74,14 @@ def test_only_the_leader_acts_and_a_passive_scheduler_takes_over_when_the_lock_e
     b = build_monitor(world.settings, world.catalog, store, sender("b"), world.clock)
 
     async def both() -> None:
-        for _ in range(3):
+        # a fresh desk: the first price is held for the confirmation window, then a −36% jump is held too
+        for price in ("50000", "50000", "32000", "32000"):
+            world.exchange.set_price("BTC", price)
             await asyncio.gather(a.poll(), b.poll())
+            world.clock.advance(seconds=CONFIRM + 0.1)
+        for m in (a, b):  # the pushes the polls woke, to the end
+            if m._delivering is not None:
+                await m._delivering
         await a.feed_close()
         await b.feed_close()
 

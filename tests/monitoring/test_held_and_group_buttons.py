@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.groups import NOT_HERE, OWNER_ONLY
+from bot.chat.groups import NOT_HERE, OWNER_ONLY
 from storage.monitoring import Monitoring
 from storage.tables import bot_previews
 from tests.monitoring.conftest import ANN, BOB, GROUP, World, wait

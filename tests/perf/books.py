@@ -11,12 +11,12 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from domain import ledger
-from domain.book import Account, Book
+from domain.book import Book
 from domain.desk import Desk
 from domain.ledger import EntryBuilder
 from domain.markets import Catalog
 from domain.money import exact
-from domain.positions import Holding, Position, Product, RiskState
+from domain.positions import Account, Holding, Position, Product, RiskState
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LOANS = ("USDT", "BTC")

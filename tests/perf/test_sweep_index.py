@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, delete, select
 
-from domain import sweepindex
 from domain.book import Book, MemoryBook
 from domain.desk import Desk
 from domain.events import Event
 from domain.markets import load_catalog
 from domain.positions import Holding, Position, Product, RiskState
-from domain.sweep import sweep
 from domain.sweepindex import DUST, State, entry_of, key
+from domain.watch.sweep import plan as sweep_plan
+from domain.watch.sweep import sweep
 from storage import UnitOfWork
 from storage.tables import TABLES, sweep_index
 from tests.perf.books import T0, BookSpec, books, build, catalog_assets, tick
@@ -53,7 +53,7 @@ def test_in_memory_the_candidates_cover_every_position_the_full_scan_acts_on(spe
     prices, now = tick(spec)
     full_desk = Desk(CATALOG, copy.deepcopy(desk.book))
     desk.accrue(now)
-    candidates = {p.id for p in desk.book.sweep_candidates(sweepindex.plan(desk, prices, now))}
+    candidates = {p.id for p in desk.book.sweep_candidates(sweep_plan(desk, prices, now))}
     before = risk_of(full_desk.book)
     full = sweep(full_desk, prices, now, positions=full_desk.book.active_positions())
     assert acted_on(full_desk.book, full, before) <= candidates
@@ -86,7 +86,7 @@ def test_on_sql_the_index_query_finds_what_the_full_scan_acts_on(db_engine: Engi
     with UnitOfWork(db_engine) as uow:
         desk = Desk(CATALOG, uow.book)
         desk.accrue(now)
-        candidates = {p.id for p in uow.book.sweep_candidates(sweepindex.plan(desk, prices, now))}
+        candidates = {p.id for p in uow.book.sweep_candidates(sweep_plan(desk, prices, now))}
         uow.book.forget()  # judge the scan on fresh rows, as a new tick would
         before = risk_of(uow.book)
         full = sweep(desk, prices, now, positions=uow.book.active_positions())

@@ -8,9 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from domain import actions
-from domain.alerts import (
-    PriceAlert,
+from domain.book import MemoryBook
+from domain.desk import Desk
+from domain.errors import Rejected
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.markets import load_catalog
+from domain.positions import PriceAlert
+from domain.watch.alerts import (
     distance_to_margin_call,
     evaluate_price_alerts,
     price_alert_events,
@@ -18,10 +23,6 @@ from domain.alerts import (
     run_price_alerts,
     set_price_alert,
 )
-from domain.book import MemoryBook
-from domain.desk import Desk
-from domain.errors import Rejected
-from domain.markets import load_catalog
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = load_catalog().with_overrides({"loan": {"USDT": {"flexible_apr": "0", "rate_model": "manual"}}})
@@ -31,7 +32,7 @@ D = Decimal
 def setup() -> tuple[Desk, int]:
     desk = Desk(CATALOG, MemoryBook())
     desk.deposit("ann", "BTC", D(1), T0)
-    p, _ = actions.borrow(desk, actions.BorrowRequest("ann", "USDT", D(30000), {"BTC": D(1)}),
+    p, _ = borrow(desk, BorrowRequest("ann", "USDT", D(30000), {"BTC": D(1)}),
                           {"BTC": D(50000)}, T0)
     return desk, p.id
 

@@ -9,13 +9,14 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain import actions
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
 from domain.markets import load_catalog
 from domain.positions import Source
-from domain.protection import run_protection, set_protection
+from domain.watch.protection import run_protection, set_protection
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 CATALOG = load_catalog().with_overrides({"collateral": {"BTC": {"earn_apr": "0.20"}}})
@@ -41,7 +42,7 @@ def test_protection_invariants(spot: Decimal, earn: Decimal, usdt: Decimal, trig
             desk.deposit("ann", "BTC", amount, T0, source)
     if usdt > 0:
         desk.deposit("ann", "USDT", usdt, T0)
-    p, _ = actions.borrow(desk, actions.BorrowRequest("ann", "USDT", Decimal(30000), {"BTC": Decimal(1)}),
+    p, _ = borrow(desk, BorrowRequest("ann", "USDT", Decimal(30000), {"BTC": Decimal(1)}),
                           {"BTC": Decimal(50000)}, T0)
     target = max(trigger - gap, Decimal("0.05"))
     set_protection(desk, "ann", p.id, trigger, target, mode, T0, limit)

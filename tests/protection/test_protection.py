@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from domain import actions
+from domain.analysis.simulate import simulate
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
 from domain.errors import Rejected
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.loans.servicing import close
 from domain.markets import load_catalog
 from domain.positions import Source
-from domain.protection import protect, remove_protection, run_protection, set_protection
-from domain.scenario import simulate
-from domain.sweep import sweep
+from domain.watch.protection import protect, remove_protection, run_protection, set_protection
+from domain.watch.sweep import sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CATALOG = load_catalog().with_overrides({"loan": {"USDT": {"flexible_apr": "0", "rate_model": "manual"}},
@@ -33,7 +35,7 @@ def desk_with_loan(spot_btc: str = "2", earn_btc: str | None = None) -> tuple[De
     desk.deposit("ann", "BTC", D(spot_btc), T0)
     if earn_btc:
         desk.deposit("ann", "BTC", D(earn_btc), T0, Source.EARN)
-    p, _ = actions.borrow(desk, actions.BorrowRequest("ann", "USDT", D(30000), {"BTC": D(1)}),
+    p, _ = borrow(desk, BorrowRequest("ann", "USDT", D(30000), {"BTC": D(1)}),
                           {"BTC": D(50000)}, T0)
     return desk, p.id
 
@@ -117,7 +119,7 @@ def test_only_the_owner_sets_or_removes_a_rule_and_closed_positions_drop_theirs(
     assert remove_protection(desk, "ann", pid) and not remove_protection(desk, "ann", pid)
     set_protection(desk, "ann", pid, D("0.8"), D("0.65"), "topup", T0)
     desk.deposit("ann", "USDT", D(1), T0)
-    actions.close(desk, "ann", pid, T0)
+    close(desk, "ann", pid, T0)
     assert run_protection(desk, {"BTC": D(10000)}, T0) == [] and desk.book.protection_rules() == []
 
 

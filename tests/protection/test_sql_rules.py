@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from domain.alerts import PriceAlert
-from domain.protection import ProtectionRule
+from domain.positions import PriceAlert, ProtectionRule
 from storage.engine import make_engine, migrate
 from storage.uow import UnitOfWork
 

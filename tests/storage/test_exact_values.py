@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import StatementError
 
-from domain.book import Account
 from domain.ledger import Entry, Posting
-from domain.positions import FixedTerms, Holding, Position, Product, RiskState, Status
+from domain.positions import Account, FixedTerms, Holding, Position, Product, RiskState, Status
 from domain.rates import MarketState, RatePoint
 from storage import UnitOfWork
 from storage.tables import balances

@@ -15,24 +15,18 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from domain.actions import (
-    BorrowRequest,
-    add_collateral,
-    borrow,
-    close,
-    repay,
-    repay_with_collateral,
-    withdraw_collateral,
-)
-from domain.book import Account, MemoryBook
+from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
 from domain.errors import Rejected
 from domain.events import Event
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.loans.servicing import add_collateral, close, repay, repay_with_collateral, withdraw_collateral
 from domain.markets import Catalog, load_catalog
 from domain.money import ZERO
-from domain.positions import Position, Product, Source, Status
-from domain.sweep import sweep
+from domain.positions import Account, Position, Product, Source, Status
+from domain.watch.sweep import sweep
 from storage import SqlBook, UnitOfWork
 from storage.mapping import dump_data, event_from, load_data
 from storage.tables import outbox
@@ -96,9 +90,10 @@ def flexible_life() -> list[Step]:
 
 
 def fixed_and_vip_life() -> list[Step]:
-    from domain.fixed import borrow_fixed, process_fixed, set_fixed_expiry
+    from domain.loans.expiry import process_fixed
+    from domain.loans.fixed import borrow_fixed, set_fixed_expiry
+    from domain.loans.vip import borrow_vip, issue_term_sheet
     from domain.termsheet import TermSheet
-    from domain.vip import borrow_vip, issue_term_sheet
 
     sheet = TermSheet("vera", ("USDT",), "flexible", Decimal("0.01"), Decimal("0.70"), Decimal("0.80"),
                       Decimal("0.90"), {"BTC": Decimal("0.95")}, liquidation="partial",

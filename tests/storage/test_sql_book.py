@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from domain.book import Account, MemoryBook
+from domain.book import MemoryBook
 from domain.ledger import Entry, Posting
-from domain.positions import Holding, Position, Product, Status
+from domain.positions import Account, Holding, Position, Product, Status
 from domain.rates import MarketState, RatePoint
 from domain.termsheet import TermSheet
 from storage import SqlBook, UnitOfWork

@@ -10,10 +10,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from domain.actions import BorrowRequest, borrow
 from domain.desk import Desk
 from domain.errors import Rejected
 from domain.events import Event
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
 from domain.markets import Catalog, load_catalog
 from domain.rates import MarketState
 from storage import UnitOfWork

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot.history.events import EVENTS, HERE, backtest_event, event_prices
-from domain.backtest import BacktestError, backtest, scale_to, to_json
+from domain.analysis.backtest import BacktestError, backtest, scale_to, to_json
 from domain.markets import load_catalog
 from domain.money import round_up
-from domain.scenario import read_price_csv
+from domain.prices import read_price_csv
 
 MARCH = HERE / "BTCUSDT_1h_2020-03-08_2020-03-20.csv"
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.charts import Marker, render_backtest_chart, render_position_chart
-from bot.cli import main
+from bot.entry.cli import main
 from bot.history.events import HERE
-from domain.backtest import backtest
+from bot.render.charts import Marker, render_backtest_chart, render_position_chart
+from domain.analysis.backtest import backtest
 from domain.markets import load_catalog
-from domain.scenario import read_price_csv
+from domain.prices import read_price_csv
 
 MARCH = str(HERE / "BTCUSDT_1h_2020-03-08_2020-03-20.csv")
 BASE = ["backtest", "--loan", "4000", "USDT", "--collateral", "1", "BTC"]

@@ -7,13 +7,16 @@ from decimal import Decimal as D
 
 import pytest
 
-from domain import actions
+from domain.analysis.estimate import describe_estimate, estimate
+from domain.analysis.stress import describe_stress, stress
 from domain.book import MemoryBook
 from domain.desk import Desk
 from domain.errors import Rejected
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
 from domain.markets import load_catalog
+from domain.money import pct
 from domain.positions import Position
-from domain.tools import describe_estimate, describe_stress, estimate, stress
 
 NOW = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
 PRICES = {"BTC": D(60000), "USDT": D(1)}
@@ -23,7 +26,7 @@ def open_position(loan: str = "30000") -> tuple[Desk, Position]:
     """30,000 USDT on 1 BTC at 60,000: LTV exactly 50%, no interest yet (same hour)."""
     desk = Desk(load_catalog(), MemoryBook())
     desk.deposit("alice", "BTC", D(1), NOW)
-    position, _ = actions.borrow(desk, actions.BorrowRequest("alice", "USDT", D(loan), {"BTC": D(1)}), PRICES, NOW)
+    position, _ = borrow(desk, BorrowRequest("alice", "USDT", D(loan), {"BTC": D(1)}), PRICES, NOW)
     return desk, position
 
 
@@ -37,8 +40,8 @@ def open_position(loan: str = "30000") -> tuple[Desk, Position]:
 def test_a_price_move_reads_the_ltv_and_level_at_the_moved_price(move: str, ltv_text: str, level: str) -> None:
     desk, p = open_position()
     r = stress(desk, p, {"BTC": D(move)}, PRICES, NOW)
-    assert actions.pct(r.ltv_now) == "50.0%"
-    assert actions.pct(r.ltv_after) == ltv_text
+    assert pct(r.ltv_now) == "50.0%"
+    assert pct(r.ltv_after) == ltv_text
     assert r.level == level
 
 

@@ -1,0 +1,111 @@
+"""``/borrow``, in one line or step by step. A complete ``/borrow`` previews at once; a partial one becomes a
+draft (``bot.service.store.Draft``) and the bot asks for what is missing — the loan asset, the collateral
+asset (buttons), the amount (a plain-text reply), the target LTV (buttons) — then previews. The draft lives in
+the database, so a restart in the middle loses nothing. Mixed into ``bot.chat.desk.ChatDesk``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+from bot.chat import parsing
+from bot.chat.parsing import Usage
+from bot.render import buttons, common
+from bot.render.common import Reply, TapAnswer
+from bot.service.loans import LoanService
+from bot.service.usecases import Borrow
+from domain.money import AmountError, fmt, parse_amount
+
+TARGETS = ("30", "40", "50", "60")
+
+
+class GuidedBorrow:
+    service: LoanService
+    loans: list[str]
+    collateral: list[str]
+    prices: Callable[[], Awaitable[dict[str, Decimal]]]
+    _preview: Callable[..., Awaitable[list[Reply]]]
+    _guarded: Callable[[Awaitable[list[Reply]]], Awaitable[list[Reply]]]
+
+    async def cmd_borrow(self, user: str, args: list[str]) -> list[Reply]:
+        """A full /borrow previews at once; a partial one continues with buttons."""
+        b = parsing.borrow(args, self.loans, self.collateral)
+        product = "vip" if b.vip else "fixed" if b.term_days is not None else "flexible"
+        if b.vip and not b.collateral:
+            raise Usage("A VIP borrow names its collateral amounts (… with 1.5 BTC vip).", "borrow")
+        if b.complete and b.amount is not None and b.loan is not None:
+            if b.collateral:
+                return await self._preview(user, Borrow(b.loan, b.amount, b.collateral, product, b.term_days))
+            assert b.collateral_asset is not None and b.target is not None
+            return await self._borrow_at(user, b.loan, b.amount, b.collateral_asset, b.target, b.term_days)
+        if b.collateral and (b.loan is None or b.amount is None):
+            raise Usage("Say how much of which asset to borrow.", "borrow")
+        if b.amount is not None and b.loan is not None:
+            self._check_amount(b.loan, b.amount)
+        self.service.draft(user, reset="1", loan=b.loan, collateral=b.collateral_asset,
+                           amount=None if b.amount is None else str(b.amount))
+        return await self._guide(user)
+
+    async def _borrow_at(self, user: str, loan: str, amount: Decimal, coll: str, target: Decimal,
+                         term_days: int | None) -> list[Reply]:
+        qty = self.service.size_collateral(user, loan, amount, coll, target, await self.prices())
+        product = "fixed" if term_days else "flexible"
+        return await self._preview(user, Borrow(loan, amount, {coll: qty}, product, term_days, target))
+
+    def _check_amount(self, loan: str, amount: Decimal) -> None:
+        """The order limits, at once (not only after the LTV step)."""
+        market = self.service.catalog.loans[loan]
+        if amount < market.min_borrow:
+            raise Usage(f"The smallest {loan} loan is {fmt(market.min_borrow)}.", "borrow")
+        if amount > market.max_borrow:
+            raise Usage(f"The largest {loan} order is {fmt(market.max_borrow)}.", "borrow")
+
+    async def guided_text(self, user: str, text: str) -> list[Reply]:
+        """Plain text: the amount a guided /borrow asked for; otherwise a pointer to /help."""
+        draft = self.service.current_draft(user)
+        if draft is None or draft.loan is None or draft.collateral is None or draft.amount is not None:
+            return [Reply("Send /help to see what I can do.")]
+        try:
+            value = parse_amount(text)
+        except AmountError as exc:
+            return [Reply(f"{common.e(exc)}. How much {common.e(draft.loan)} do you want to borrow?")]
+        try:
+            self._check_amount(draft.loan, value)
+        except Usage as exc:
+            return [Reply(f"{common.e(exc.message.splitlines()[0])} How much {common.e(draft.loan)} "
+                          "do you want to borrow?")]
+        self.service.draft(user, amount=str(value))
+        return await self._guarded(self._guide(user))
+
+    async def guided_tap(self, user: str, tap: buttons.Guide) -> TapAnswer:
+        if tap.step == buttons.LOAN and tap.value in self.loans:
+            self.service.draft(user, reset="1", loan=tap.value)
+        elif tap.step == buttons.COLLATERAL and tap.value in self.collateral:
+            self.service.draft(user, collateral=tap.value)
+        elif tap.step == buttons.TARGET and tap.value in TARGETS:
+            draft = self.service.current_draft(user)
+            if draft is None or not (draft.loan and draft.collateral and draft.amount):
+                return TapAnswer("That choice has expired; send /borrow again.", clear_buttons=True)
+            replies = await self._guarded(self._borrow_at(user, draft.loan, Decimal(draft.amount), draft.collateral,
+                                                          Decimal(tap.value) / 100, None))
+            return TapAnswer(replies=replies, clear_buttons=True)
+        else:
+            return TapAnswer("That button is not valid any more.", clear_buttons=True)
+        return TapAnswer(replies=await self._guarded(self._guide(user)), clear_buttons=True)
+
+    async def _guide(self, user: str) -> list[Reply]:
+        d = self.service.current_draft(user)
+        if d is None or d.loan is None:
+            return [common.choose("What do you want to borrow?", self.loans, f"{buttons.LOAN}:")]
+        if d.collateral is None:
+            options = [c for c in self.collateral if c != d.loan]
+            return [common.choose(f"Borrow {d.loan} against which collateral?", options, f"{buttons.COLLATERAL}:")]
+        if d.amount is None:
+            return [Reply(f"How much {common.e(d.loan)} do you want to borrow against {common.e(d.collateral)}? "
+                          f"Reply with the amount, e.g. 500.\n(Or in one line: /borrow 500 {common.e(d.loan)} with "
+                          f"0.01 {common.e(d.collateral)})")]
+        limit = self.service.catalog.collateral[d.collateral].initial_ltv * 100
+        options = [t for t in TARGETS if Decimal(t) <= limit]
+        rows = [[(f"{t}% LTV", buttons.guide(buttons.TARGET, t)) for t in options]]
+        return [Reply(f"Borrow {common.e(d.amount)} {common.e(d.loan)}: how much {common.e(d.collateral)} "
+                      "collateral? Pick a target LTV (lower is safer).", rows)]

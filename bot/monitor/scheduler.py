@@ -1,0 +1,284 @@
+"""The scheduler: APScheduler's ``AsyncIOScheduler`` in the bot's own event loop, with stable job ids.
+
+Jobs (each acts only while this process holds the leader lock, a ``scheduler_lock`` row renewed every run):
+
+- ``poll`` every ``LOANDESK_PRICE_POLL_SECONDS``: fetch prices through the guard (``bot.monitor.feed``); on
+  every successful poll run one *tick*, then wake the notifier (never waiting for it: a backlog of pushes must
+  not delay the next poll). Operators hear once when the feed goes stale (no successful poll for 60 s) and once
+  when it recovers, and once per asset whose price cannot be used (missing, zero, negative or implausible) and
+  once when it is back — also across a restart or a change of leader: each state is a flag row in
+  ``scheduler_lock`` written in the notice's own transaction.
+- ``hourly`` at HH:00:05 (and once at start): the same tick on the prices already known — interest, Earn,
+  the rate model, fixed-loan expiries, late fees and reminders happen even when no new price arrives.
+- ``digest`` at HH:02: opt-in daily digests (``account_prefs``) once per UTC day at the borrower's hour.
+- ``deliver`` every second: the notifier's retries and paced sends.
+
+A tick is one unit of work around the domain's one tick (``domain.watch.tick``, the function ``loandesk
+simulate`` runs too): accrual caught up from the stored markers (never from counting job runs — APScheduler
+skips missed runs), fixed-loan expiries, auto-protection and price alerts (each in a savepoint, so a failing
+rule never stops the sweep), the risk sweep with the guard's confirmed prices; its events reach the outbox in
+the same commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.monitor.feed import PriceFeed
+from bot.monitor.notifier import Notifier, Send
+from bot.monitor.prices import QUOTE, ExchangePrices
+from bot.service.store import StateStore, UnitOfWork
+from bot.service.views import position_view
+from bot.settings import Settings
+from domain.desk import Desk
+from domain.events import Event
+from domain.markets import Catalog
+from domain.money import fmt
+from domain.prices import GuardRules, Prices
+from domain.watch.tick import Step, tick
+from storage.monitoring import Monitoring
+
+log = logging.getLogger("loandesk.scheduler")
+LOCK = "scheduler"
+STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the "recovered" one
+TROUBLE = "flag:price:"  # + asset: raised while that asset's price cannot be used
+WARN_MAX_AGE = timedelta(minutes=5)  # warnings and margin calls use prices at most this old
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Monitor:
+    def __init__(self, catalog: Catalog, store: StateStore, feed: PriceFeed, notifier: Notifier,
+                 clock: Callable[[], datetime], poll_seconds: float, holder: str | None = None) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.feed = feed
+        self.notifier = notifier
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.holder = holder or holder_id()
+        self.ttl = timedelta(seconds=max(30.0, 3 * poll_seconds))
+        self.scheduler: AsyncIOScheduler | None = None
+        self._ticking = threading.Lock()
+        self._seeded = False
+        self._leading = False
+        self._troubles: dict[str, str] | None = None  # per-asset price troubles already told (None: not read)
+        self._delivering: asyncio.Task[int] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Add the jobs (stable ids, generous grace, coalescing) and start, in the running event loop."""
+        s = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1,
+                                                         "misfire_grace_time": 3600})
+        now = datetime.now(UTC)
+        s.add_job(self.poll, IntervalTrigger(seconds=self.poll_seconds), id="poll", next_run_time=now,
+                  replace_existing=True)
+        s.add_job(self.deliver, IntervalTrigger(seconds=min(1.0, self.poll_seconds)), id="deliver",
+                  replace_existing=True)
+        s.add_job(self.hourly, CronTrigger(minute=0, second=5, timezone=UTC), id="hourly",
+                  next_run_time=now + timedelta(seconds=1), replace_existing=True)
+        s.add_job(self.digest, CronTrigger(minute=2, timezone=UTC), id="digest", replace_existing=True)
+        s.start()
+        self.scheduler = s
+
+    async def stop(self) -> None:
+        """Stop the jobs, let a tick in progress finish its transaction, give up the lock."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        if await asyncio.to_thread(self._ticking.acquire, True, 30):
+            self._ticking.release()
+        with self.store.unit_of_work() as uow:
+            Monitoring(uow.session).release_lock(LOCK, self.holder, self.clock())
+            uow.commit()
+        await self.feed_close()
+
+    def leader(self) -> bool:
+        """Take or renew the leader lock; a passive process keeps asking until the holder's lock expires."""
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            mine = m.take_lock(LOCK, self.holder, self.clock(), self.ttl)
+            if mine and not self._seeded:
+                self.feed.guard.seed(m.last_ticks(self.catalog.assets))
+                self._seeded = True
+            if mine and not self._leading:  # stale already told (before a restart, or by the last leader): not
+                self.feed.stale_since = m.flag(STALE)  # again, and its recovery is still told
+            self._leading = mine
+            uow.commit()
+            return mine
+
+    async def feed_start(self) -> None:
+        for source in (self.feed.primary, self.feed.second):
+            if isinstance(source, ExchangePrices):
+                await source.start()
+
+    async def feed_close(self) -> None:
+        for source in (self.feed.primary, self.feed.second):
+            if isinstance(source, ExchangePrices):
+                await source.close()
+
+    # ----------------------------------------------------------------- jobs
+
+    async def poll(self) -> None:
+        if not self.leader():
+            return
+        verdict = await self.feed.poll()
+        now = self.clock()
+        if verdict is None:
+            if self.feed.went_stale(now):
+                self.tell_operators("prices_stale", "No exchange price for over 60 seconds: nothing is "
+                                    "liquidated until prices are back. Margin calls use the last known prices.",
+                                    flag=STALE, raise_flag=True)
+        else:
+            if self.feed.recovered():
+                self.tell_operators("prices_recovered", "Exchange prices are back; the risk sweep runs again.",
+                                    flag=STALE, raise_flag=False)
+            guard = self.feed.guard
+            await asyncio.to_thread(self.tick, guard.newest(verdict.at, WARN_MAX_AGE), guard.confirmed(verdict.at),
+                                    verdict.at, guard.corroborated(verdict.at), True)
+        self.price_troubles(now)
+        self.wake_notifier()
+
+    async def hourly(self) -> None:
+        if not self.leader():
+            return
+        now = self.clock()
+        guard = self.feed.guard
+        await asyncio.to_thread(self.tick, guard.newest(now, WARN_MAX_AGE), guard.confirmed(now), now,
+                                guard.corroborated(now))
+        self.wake_notifier()
+
+    def wake_notifier(self) -> None:
+        """Start a notifier pass in the background unless one is running; the caller never waits for it."""
+        if self._delivering is None or self._delivering.done():
+            self._delivering = asyncio.create_task(self.notifier.run())
+
+    async def deliver(self) -> None:
+        if self.leader():
+            await self.notifier.run()
+
+    async def digest(self) -> None:
+        if self.leader():
+            await asyncio.to_thread(self.digests, self.feed.guard.newest(self.clock(), WARN_MAX_AGE))
+            self.wake_notifier()
+
+    # ----------------------------------------------------------------- the work
+
+    def tick(self, prices: Prices, confirmed: Prices, now: datetime, corroborated: Collection[str] = (),
+             record: bool = False) -> list[Event]:
+        """The domain's tick in one transaction; the events are in the outbox when it returns."""
+        with self._ticking, self.store.unit_of_work() as uow:
+            desk = Desk(self.catalog, uow.domain_book)
+
+            def shield(step: Step, d: Desk, p: Prices, t: datetime) -> list[Event]:
+                return shielded(uow, step, d, p, t)
+
+            events = tick(desk, prices, confirmed, now, corroborated=corroborated, shield=shield)
+            if record:
+                m = Monitoring(uow.session)
+                last = m.last_ticks(a for a in confirmed if a != QUOTE)
+                for asset, price in confirmed.items():
+                    if asset != QUOTE:
+                        m.record_tick(asset, price, now, "exchange", last.get(asset))
+            uow.commit()
+            return events
+
+    def tell_operators(self, kind: str, message: str, flag: str | None = None, raise_flag: bool = True,
+                       **data: object) -> None:
+        """An operator notice; ``flag`` is raised (or cleared) in the same commit, so it is told once."""
+        log.warning("%s: %s", kind, message)
+        with self.store.unit_of_work() as uow:
+            now = self.clock()
+            uow.book.emit(Event(now, kind, None, None, {"message": message, **data}))
+            if flag is not None:
+                m = Monitoring(uow.session)
+                if raise_flag:
+                    m.set_flag(flag, self.feed.stale_since or now if flag == STALE else now)
+                else:
+                    m.clear_flag(flag)
+            uow.commit()
+
+    def price_troubles(self, now: datetime) -> None:
+        """Tell the operators once when an asset's price cannot be used, and once when it is back."""
+        troubles = self.feed.troubles(now)
+        if self._troubles is None:
+            with self.store.unit_of_work() as uow:
+                m = Monitoring(uow.session)
+                self._troubles = {a: "" for a in self.feed.assets if m.flag(TROUBLE + a) is not None}
+        for asset, why in troubles.items():
+            if asset not in self._troubles:
+                self.tell_operators("price_missing", f"{why}. {asset} positions are not liquidated until its "
+                                    "price is usable again; margin calls use its last good price for 5 minutes.",
+                                    flag=TROUBLE + asset, asset=asset)
+                self._troubles[asset] = why
+        for asset in [a for a in self._troubles if a not in troubles]:
+            self.tell_operators("price_back", f"{asset} has a usable price again.", flag=TROUBLE + asset,
+                                raise_flag=False, asset=asset)
+            del self._troubles[asset]
+
+    def digests(self, prices: Prices) -> int:
+        """One digest per opted-in borrower per UTC day, at or after their hour."""
+        now = self.clock()
+        day = now.date().isoformat()
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            desk = Desk(self.catalog, uow.domain_book)
+            owners = m.digest_owners(now.hour, day)
+            for owner in owners:
+                rows = []
+                for p in sorted(uow.book.positions_of(owner), key=lambda p: p.id):
+                    if p.active:
+                        v = position_view(desk, p, prices, now)
+                        rows.append({"id": v.id, "ltv": fmt(v.ltv) if v.ltv is not None else "",
+                                     "debt": fmt(v.debt), "asset": v.loan_asset,
+                                     "margin_call": fmt(v.thresholds.margin_call)})
+                uow.book.emit(Event(now, "digest", owner, None, {"positions": rows}))
+                m.digest_sent(owner, day)
+            uow.commit()
+            return len(owners)
+
+
+
+def shielded(uow: UnitOfWork, step: Step, desk: Desk, prices: Prices, now: datetime) -> list[Event]:
+    """Run a tick's step on the borrower's own rules inside a savepoint: if it fails, its changes are undone and
+    the sweep still runs (a broken protection rule must never stop liquidations or margin calls)."""
+    uow.book.flush()
+    savepoint = uow.session.begin_nested()
+    try:
+        events = step(desk, prices, now)
+        uow.book.flush()
+    except Exception:
+        log.exception("tick step %s failed; its changes were undone", getattr(step, "__name__", step))
+        savepoint.rollback()
+        uow.book.forget()  # objects read inside the step may hold undone changes: read them again
+        return []
+    savepoint.commit()
+    return events
+
+
+def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send: Send,
+                  clock: Callable[[], datetime]) -> Monitor:
+    """The scheduler with its own price clients (no cache: every poll asks the exchange), the guard built from
+    the markets file, and the notifier."""
+    timeout = min(5.0, max(1.0, settings.price_poll_seconds))
+    assets = list(catalog.assets)
+    primary = ExchangePrices(settings.binance_url, assets, cache_seconds=0, timeout=timeout)
+    second = (ExchangePrices(settings.second_price_url, assets, cache_seconds=0, timeout=timeout)
+              if settings.second_price_url else None)
+    feed = PriceFeed(primary, clock, GuardRules.of(catalog.desk), second, [a for a in assets if a != QUOTE])
+    notifier = Notifier(store, send, settings.admin_ids, clock)
+    return Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds)

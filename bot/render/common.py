@@ -1,0 +1,105 @@
+"""The primitives every answer is made of: a ``Reply`` (HTML text, inline buttons, an optional photo), escaping,
+amounts, prices and LTVs as people read them, and cutting long text into messages Telegram accepts.
+
+A ``Reply`` is text plus inline buttons as (label, callback data) rows; the Telegram adapter and the console
+both show it. ``split`` cuts long answers at line breaks to stay under Telegram's 4,096 characters.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from bot.render import buttons
+from bot.service.store import Preview
+from domain.money import fmt, pct, round_down
+
+LIMIT = 4000  # under Telegram's 4,096, leaving room for entity overhead
+Buttons = list[list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: Buttons = field(default_factory=list)
+    photo: bytes | None = None  # a PNG sent after the text (sendPhoto), with ``caption`` (≤ 1,024 characters)
+    caption: str = ""
+
+
+@dataclass
+class TapAnswer:
+    """What a button tap produces: a short toast, new messages, and whether the tapped keyboard goes."""
+
+    toast: str = ""
+    replies: list[Reply] = field(default_factory=list)
+    clear_buttons: bool = False
+
+
+def e(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def amt(x: Decimal, places: int = 8) -> str:
+    return e(fmt(round_down(x, places)))
+
+
+def price(x: Decimal | None) -> str:
+    return "—" if x is None else e(fmt(x.quantize(Decimal("0.01"))))
+
+
+def ltv_text(x: Decimal | None) -> str:
+    return "unknown (no price)" if x is None else e(pct(x))
+
+
+def plain(text: str) -> str:
+    """What a person reads: tags dropped, entities unescaped (the console prints this)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def split(text: str, limit: int = LIMIT) -> list[str]:
+    """Cut at line breaks (a single over-long line is cut hard) so every part fits."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not parts:
+        parts.append(current)
+    return parts
+
+
+def confirm_buttons(p: Preview) -> Buttons:
+    return [[("Confirm", buttons.confirm(p.token)), ("Cancel", buttons.cancel(p.token))]]
+
+
+def refused(message: str) -> Reply:
+    return Reply(f"{e(_sentence(message))} Nothing was changed.")
+
+
+def usage(message: str) -> Reply:
+    return Reply(e(message))
+
+
+def _sentence(message: str) -> str:
+    m = message.strip()
+    m = m[:1].upper() + m[1:]
+    return m if m.endswith((".", "!", "?")) else m + "."
+
+
+def choose(question: str, options: Sequence[str], prefix: str, per_row: int = 3) -> Reply:
+    rows = [[(o, f"{prefix}{o}") for o in options[i:i + per_row]] for i in range(0, len(options), per_row)]
+    return Reply(e(question), rows)
+

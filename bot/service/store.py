@@ -1,0 +1,149 @@
+"""The bot's persistence: the storage unit of work plus the bot's own tables, in one transaction.
+
+``StateStore.unit_of_work()`` opens ``storage.uow.UnitOfWork`` (the domain's ``SqlBook`` and the outbox) and
+adds ``BotTables`` on the same session: previews with their one-time tokens, guided-borrow drafts, processed
+update keys and faucet days. A confirmation consumes its token in the same commit as the action it
+confirms, so the two happen together or not at all. Leaving without ``commit()`` rolls everything back.
+
+The bot tables are defined in ``storage.tables`` and created by the storage migrations; they are the bot's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from bot.service.usecases import Action, decode, encode
+from domain.book import Book
+from domain.events import Event
+from storage.engine import make_engine, migrate
+from storage.mapping import event_from
+from storage.tables import bot_drafts as drafts
+from storage.tables import bot_faucet as faucet
+from storage.tables import bot_previews as previews
+from storage.tables import bot_seen as seen
+from storage.tables import outbox
+from storage.uow import UnitOfWork as StorageUnitOfWork
+
+PREVIEW_KEEP = timedelta(days=1)  # how long a used or expired preview is remembered
+SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
+
+
+@dataclass
+class Preview:
+    """A shown, not yet confirmed action (``bot.service.usecases``) with its one-time token."""
+
+    token: str
+    owner: str
+    action: Action
+    created: datetime
+    expires: datetime
+    state: str = "pending"  # pending | done | cancelled
+
+
+@dataclass
+class Draft:
+    """A guided ``/borrow`` in progress: what the borrower has chosen so far."""
+
+    loan: str | None = None
+    collateral: str | None = None
+    amount: str | None = None
+
+
+class BotTables:
+    """The bot's rows, read and written on the unit of work's session."""
+
+    def __init__(self, uow: StorageUnitOfWork) -> None:
+        self._uow = uow
+
+    def _db(self) -> Any:
+        return self._uow.session.connection()
+
+    def preview(self, token: str) -> Preview | None:
+        r = self._db().execute(select(previews).where(previews.c.token == token)).mappings().first()
+        if r is None:
+            return None
+        try:
+            action = decode(r["kind"], r["params"])
+        except (ValueError, TypeError, KeyError):
+            return None  # written by an older version: its button has expired
+        return Preview(r["token"], r["owner"], action, datetime.fromisoformat(r["created"]),
+                       datetime.fromisoformat(r["expires"]), r["state"])
+
+    def add_preview(self, p: Preview) -> None:
+        """Store ``p``; previews that expired more than ``PREVIEW_KEEP`` ago go (their taps answer "expired")."""
+        cutoff = (p.created - PREVIEW_KEEP).isoformat()  # ISO text of UTC times sorts like the times
+        self._db().execute(delete(previews).where(previews.c.expires < cutoff))
+        self._db().execute(insert(previews).values(
+            token=p.token, owner=p.owner, kind=p.action.kind, params=encode(p.action), created=p.created.isoformat(),
+            expires=p.expires.isoformat(), state=p.state))
+
+    def set_preview_state(self, token: str, state: str) -> None:
+        self._db().execute(update(previews).where(previews.c.token == token).values(state=state))
+
+    def draft(self, owner: str) -> Draft | None:
+        r = self._db().execute(select(drafts).where(drafts.c.owner == owner)).mappings().first()
+        return None if r is None else Draft(r["loan"], r["collateral"], r["amount"])
+
+    def save_draft(self, owner: str, d: Draft | None) -> None:
+        self._db().execute(delete(drafts).where(drafts.c.owner == owner))
+        if d is not None:
+            self._db().execute(insert(drafts).values(owner=owner, **asdict(d)))
+
+    def mark_seen(self, key: str) -> bool:
+        """Remember ``key``; False when it was seen before (a redelivered update or callback)."""
+        db = self._db()
+        if db.execute(select(seen.c.id).where(seen.c.key == key)).first() is not None:
+            return False
+        db.execute(insert(seen).values(key=key))
+        newest = db.execute(select(func.max(seen.c.id))).scalar_one()
+        db.execute(delete(seen).where(seen.c.id <= newest - SEEN_LIMIT))
+        return True
+
+    def faucet_day(self, owner: str) -> str | None:
+        day = self._db().execute(select(faucet.c.day).where(faucet.c.owner == owner)).scalar_one_or_none()
+        return None if day is None else str(day)
+
+    def set_faucet_day(self, owner: str, day: str) -> None:
+        self._db().execute(delete(faucet).where(faucet.c.owner == owner))
+        self._db().execute(insert(faucet).values(owner=owner, day=day))
+
+    def events(self, owner: str, pid: int | None, limit: int = 30) -> list[Event]:
+        q = select(outbox).where(outbox.c.account == owner)
+        if pid is not None:
+            q = q.where(outbox.c.position == pid)
+        rows = self._db().execute(q.order_by(outbox.c.id.desc()).limit(limit)).mappings().all()
+        return [event_from(r) for r in reversed(rows)]
+
+
+class UnitOfWork(StorageUnitOfWork):
+    """The storage unit of work with the bot's tables alongside (``uow.bot``)."""
+
+    bot: BotTables
+
+    def __enter__(self) -> UnitOfWork:
+        super().__enter__()
+        self.bot = BotTables(self)
+        return self
+
+    @property
+    def domain_book(self) -> Book:
+        """The storage book as the domain's ``Book`` port."""
+        return self.book
+
+
+class StateStore:
+    """The database: migrated storage tables plus the bot's tables."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = make_engine(url)
+        migrate(self.engine)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,187 @@
+"""The borrower's protection and risk tools as use cases: one unit of work each, around the domain.
+
+Settings (``/protect``, ``/alert price``) commit at once, like ``/alert ltv``; the rules then act from the
+scheduler (``domain.protection.run_protection``, ``domain.alerts.run_price_alerts``). Tools (``/stress``,
+``/estimate``, ``/backtest``, ``/chart``) only read. VIP term sheets are read here; issuing one is an operator
+preview confirmed through ``LoanService`` (kind ``vip``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.history.events import backtest_event
+from bot.service.loans import LoanService
+from bot.service.store import UnitOfWork
+from bot.service.views import PositionView, position_view
+from domain.analysis import estimate as estimates
+from domain.analysis import stress as stresses
+from domain.analysis.backtest import BacktestError, BacktestResult
+from domain.desk import Desk
+from domain.errors import Rejected
+from domain.markets import QUOTE
+from domain.positions import PriceAlert, ProtectionRule
+from domain.prices import Prices
+from domain.termsheet import TermSheet
+from domain.watch import alerts, protection
+from storage.monitoring import Monitoring
+from storage.protection import price_history
+
+MIN_TICKS = 2  # a chart needs at least this many recorded prices
+
+
+@dataclass(frozen=True)
+class AlertsOverview:
+    """Everything ``/alerts`` lists for one borrower."""
+
+    warning: Decimal | None  # the borrower's own warning level (None: the default)
+    default_warning: Decimal
+    price_alerts: list[tuple[PriceAlert, alerts.Distance | None]]
+    rules: list[ProtectionRule]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """A position now, and the recorded prices of its assets since it opened."""
+
+    view: PositionView
+    watched: str
+    warning: Decimal
+    ratios: dict[str, Decimal]
+    history: dict[str, list[tuple[datetime, Decimal]]]
+    current: dict[str, Decimal]  # today's prices, for assets without recorded history
+
+    @property
+    def ticks(self) -> int:
+        return len(self.history.get(self.watched, []))
+
+
+class ToolService:
+    def __init__(self, loans: LoanService) -> None:
+        self.loans = loans
+        self.catalog = loans.catalog
+        self.store = loans.store
+
+    def _desk(self, uow: UnitOfWork) -> Desk:
+        return self.loans._desk(uow)
+
+    # ----------------------------------------------------------------- settings
+
+    def prefs(self, owner: str) -> dict[str, Any]:
+        """Opt-in pushes (``account_prefs``): rate changes, and the daily digest with its UTC hour."""
+        with self.store.unit_of_work() as uow:
+            return Monitoring(uow.session).prefs(owner)
+
+    def set_prefs(self, owner: str, **values: Any) -> dict[str, Any]:
+        with self.store.unit_of_work() as uow:
+            m = Monitoring(uow.session)
+            m.set_prefs(owner, **values)
+            uow.commit()
+            return m.prefs(owner)
+
+    def protect(self, owner: str, pid: int, trigger: Decimal, target: Decimal,
+                mode: str) -> ProtectionRule:
+        now = self.loans.clock()
+        with self.store.unit_of_work() as uow:
+            rule = protection.set_protection(self._desk(uow), owner, pid, trigger, target, mode, now)
+            uow.commit()
+        return rule
+
+    def unprotect(self, owner: str, pid: int) -> bool:
+        with self.store.unit_of_work() as uow:
+            removed = protection.remove_protection(self._desk(uow), owner, pid)
+            uow.commit()
+        return removed
+
+    def alert_price(self, owner: str, pid: int, distance: Decimal, prices: Prices) -> tuple[
+            PriceAlert, alerts.Distance | None]:
+        now = self.loans.clock()
+        with self.store.unit_of_work() as uow:
+            desk = self._desk(uow)
+            alert = alerts.set_price_alert(desk, owner, pid, distance)
+            uow.commit()
+            return alert, _distance(desk, pid, prices, now)
+
+    def unalert_price(self, owner: str, pid: int) -> bool:
+        with self.store.unit_of_work() as uow:
+            removed = alerts.remove_price_alert(self._desk(uow), owner, pid)
+            uow.commit()
+        return removed
+
+    def overview(self, owner: str, prices: Prices) -> AlertsOverview:
+        now = self.loans.clock()
+        with self.store.unit_of_work() as uow:
+            desk = self._desk(uow)
+            found = [(a, _distance(desk, a.position, prices, now)) for a in uow.book.price_alerts(owner)]
+            return AlertsOverview(uow.book.account(owner).warning_ltv,
+                                  self.catalog.products["flexible"].warning_ltv, found,
+                                  uow.book.protection_rules(owner), now)
+
+    # ----------------------------------------------------------------- tools
+
+    def stress(self, owner: str, pid: int, moves: dict[str, Decimal], prices: Prices) -> stresses.StressResult:
+        """``moves`` keyed by asset; the key ``*`` means every collateral asset of the position."""
+        now = self.loans.clock()
+        with self.store.unit_of_work() as uow:
+            desk = self._desk(uow)
+            p = desk.own(owner, pid)
+            if not p.active:
+                raise Rejected("position_not_open", f"#{pid} is {p.status.value.replace('_', ' ')}")
+            if "*" in moves:
+                moves = {a: moves["*"] for a in p.collateral_assets}
+            return stresses.stress(desk, p, moves, prices, now)
+
+    def estimate(self, amount: Decimal, asset: str, days: int) -> estimates.Estimate:
+        apr = self.loans.apr(asset) if asset in self.catalog.loans else None
+        return estimates.estimate(self.catalog, amount, asset, days, apr, self.loans.clock())
+
+    def backtest(self, owner: str, pid: int, event: str, prices: Prices) -> BacktestResult:
+        """The position's debt and collateral now, through a named historical crash at the current APR."""
+        view = self.loans.position(owner, pid, prices)
+        if view.status not in ("open", "overdue"):
+            raise Rejected("position_not_open", f"#{pid} is {view.status.replace('_', ' ')}")
+        coll = view.single_collateral
+        if coll is None:
+            raise Rejected("single_collateral_only", f"backtests replay one collateral asset; #{pid} holds "
+                                                     f"{', '.join(view.collateral)}")
+        try:
+            return backtest_event(self.catalog, view.debt, view.loan_asset, view.collateral[coll], coll, event,
+                                  prices, apr=view.apr)
+        except BacktestError as exc:
+            raise Rejected("backtest", str(exc)) from None
+
+    def chart(self, owner: str, pid: int, prices: Prices) -> ChartData:
+        now = self.loans.clock()
+        with self.store.unit_of_work() as uow:
+            desk = self._desk(uow)
+            p = desk.own(owner, pid)
+            view = position_view(desk, p, prices, now)
+            assets = [a for a in view.collateral if a != QUOTE]
+            if p.loan_asset != QUOTE and not self.catalog.is_stable(p.loan_asset):
+                assets.append(p.loan_asset)
+            watched = max(view.collateral, key=lambda a: view.collateral[a] * prices.get(a, Decimal(0)),
+                          default=p.loan_asset)
+            if self.catalog.is_stable(watched) or watched == QUOTE:
+                watched = p.loan_asset
+            history = price_history(uow.session.connection(), assets, p.opened_at)
+            return ChartData(view, watched, desk.warning_level(p), {a: desk.ratio(p, a) for a in view.collateral},
+                             history, dict(prices))
+
+    def term_sheet(self, owner: str) -> TermSheet | None:
+        with self.store.unit_of_work() as uow:
+            return uow.domain_book.term_sheet(owner)
+
+
+def _distance(desk: Desk, pid: int, prices: Prices, now: datetime) -> alerts.Distance | None:
+    p = desk.book.get_position(pid)
+    if p is None or not p.active:
+        return None
+    try:
+        return alerts.distance_to_margin_call(desk, p, prices, now)
+    except Rejected:
+        return None
+
