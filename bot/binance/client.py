@@ -167,9 +167,9 @@ class BinanceAccount:
         params = [("loanCoin", loan_coin), ("collateralCoin", collateral_coin), *_page_params(current, limit)]
         return await self._page(ep.FLEXIBLE_ONGOING_ORDERS, params, responses.flexible_loan)
 
-    async def all_flexible_ongoing_orders(self) -> list[FlexibleLoan]:
-        """Every flexible loan, page after page (300 a page, 100 loans a page)."""
-        return await self._all_pages(lambda n: self.flexible_ongoing_orders(current=n))
+    async def all_flexible_ongoing_orders(self, page_size: int = MAX_PAGE_SIZE) -> list[FlexibleLoan]:
+        """Every flexible loan, page after page (weight 300 a page)."""
+        return await self._all_pages(lambda n: self.flexible_ongoing_orders(current=n, limit=page_size))
 
     async def flexible_collateral_data(self, collateral_coin: str | None = None) -> list[CollateralThresholds]:
         """``GET /sapi/v2/loan/flexible/collateral/data`` (weight 400): LTV thresholds per collateral coin."""
@@ -197,9 +197,9 @@ class BinanceAccount:
                   *_page_params(current, limit)]
         return await self._page(ep.VIP_ONGOING_ORDERS, params, responses.vip_loan)
 
-    async def all_vip_ongoing_orders(self) -> list[VipLoan]:
-        """Every VIP loan, page after page."""
-        return await self._all_pages(lambda n: self.vip_ongoing_orders(current=n))
+    async def all_vip_ongoing_orders(self, page_size: int = MAX_PAGE_SIZE) -> list[VipLoan]:
+        """Every VIP loan, page after page (weight 400 a page)."""
+        return await self._all_pages(lambda n: self.vip_ongoing_orders(current=n, limit=page_size))
 
     async def flexible_liquidation_history(self, loan_coin: str | None = None, collateral_coin: str | None = None,
                                            start_time: When = None, end_time: When = None, *, current: int = 1,

@@ -109,13 +109,14 @@ class FakeBinance(BinanceBook, FakeExchange):
         self.sapi_limit, self.api_limit = sapi_limit, api_limit
         self.ban_after, self.ban_seconds = ban_after, ban_seconds
         self.non_get_requests = 0
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # owned paths, as answered
+        self.arrivals: list[str] = []  # owned paths, as they arrive (a stalled request is here before it answers)
         self._state = threading.RLock()
         self._skew_ms = 0
         self._used: dict[str, tuple[int, int]] = {}  # pool -> (minute, weight)
         self._over: dict[str, tuple[int, int]] = {}  # pool -> (minute, 429s answered in it)
         self._banned_until_ms = 0
-        self._scripted: list[tuple[str | None, Response, list[int]]] = []
+        self._scripted: list[tuple[str | None, Response, int | None, list[int]]] = []
         self._stall: tuple[float, int] = (0.0, 0)
 
     # ------------------------------------------------------------------ test controls
@@ -148,7 +149,7 @@ class FakeBinance(BinanceBook, FakeExchange):
         answer ``status`` with ``{"code", "msg"}`` (or an empty body without a code)."""
         response = Response.json(status, {"code": code, "msg": msg}) if code is not None else Response(status, b"")
         with self._state:
-            self._scripted.append((path, response, [times]))
+            self._scripted.append((path, response, code, [times]))
 
     def stall(self, seconds: float, times: int = 1) -> None:
         """The next ``times`` requests to owned paths wait ``seconds`` before answering (client timeouts)."""
@@ -156,9 +157,9 @@ class FakeBinance(BinanceBook, FakeExchange):
             self._stall = (seconds, times)
 
     def owned_hits(self, path: str | None = None) -> int:
-        """Requests that reached the fake's own endpoints (``path`` only, if given), whatever the answer."""
+        """GET requests that reached the fake's own endpoints (``path`` only, if given), whatever the answer."""
         with self._state:
-            return sum(1 for c in self.calls if path is None or c.path == path)
+            return sum(1 for p in self.arrivals if path is None or p == path)
 
     # ------------------------------------------------------------------ serving
 
@@ -168,12 +169,15 @@ class FakeBinance(BinanceBook, FakeExchange):
                 self.non_get_requests += 1
                 self.calls.append(Call(request.method, request.path, request.headers.get("x-mbx-apikey"), 405, -1000))
             return _error(405, -1000, f"{request.method} is refused: this fake Binance answers GET only.")
-        with self._state:
-            banned_ms = self._banned_until_ms - self.now_ms()
-        if banned_ms > 0:
-            return self._banned(request, banned_ms)
         route = ROUTES.get(request.path)
-        if route is None and request.path != TIME_PATH:
+        owned = route is not None or request.path == TIME_PATH
+        with self._state:
+            if owned:
+                self.arrivals.append(request.path)
+            banned_ms = self._banned_until_ms - self.now_ms()
+        if banned_ms > 0:  # an IP ban covers every path, the ticker's too
+            return self._banned(request, banned_ms)
+        if not owned:
             return super().handle(request)  # the ticker, and the ticker's 404s
         with self._state:
             seconds, times = self._stall
@@ -218,16 +222,17 @@ class FakeBinance(BinanceBook, FakeExchange):
             self._used[pool] = (minute, used + weight)
             return None, {header: str(used + weight)}
 
-    def _scripted_answer(self, path: str) -> Response | None:
+    def _scripted_answer(self, path: str) -> tuple[Response | None, int | None]:
         with self._state:
             for entry in self._scripted:
-                target, response, left = entry
+                target, response, code, left = entry
                 if target in (None, path):
                     left[0] -= 1
                     if left[0] <= 0:
                         self._scripted.remove(entry)
-                    return Response(response.status, response.body, response.content_type, dict(response.headers))
-        return None
+                    copy = Response(response.status, response.body, response.content_type, dict(response.headers))
+                    return copy, code
+        return None, None
 
     def _answer(self, request: Request, route: Route | None) -> tuple[Response, int | None]:
         weight = 1 if route is None else route.weight
@@ -236,7 +241,7 @@ class FakeBinance(BinanceBook, FakeExchange):
             return refused, -1003
         response, code = self._authorised(request, route) if route is not None else (None, None)
         if response is None:
-            response = self._scripted_answer(request.path)
+            response, code = self._scripted_answer(request.path)
         if response is None:
             try:
                 body = {"serverTime": self.now_ms()} if route is None else self._serve(request, route)
