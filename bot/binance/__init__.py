@@ -4,6 +4,7 @@ Why our own: Binance's official Python connector is synchronous (requests) and p
 while loandesk runs on asyncio beside python-telegram-bot; the few endpoints we need are plain signed GETs.
 
 * :mod:`~bot.binance.signing`: payloads, HMAC-SHA256 and Ed25519 signatures, ``Secret``, key generation;
+* :mod:`~bot.binance.transport`: ``SignedTransport``, the only sender: GET, clock offset, weight, retries;
 * :mod:`~bot.binance.client`: ``BinanceAccount``, one linked account's endpoints;
 * :mod:`~bot.binance.endpoints`: every endpoint with its documented weight (the one table);
 * :mod:`~bot.binance.budget`: weight per endpoint per minute, and how often N accounts may sync;

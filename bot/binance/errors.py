@@ -17,6 +17,7 @@ error code and message, and the client raises them ``from None`` so no chained H
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 
 class BinanceError(Exception):
@@ -94,6 +95,13 @@ class Unavailable(BinanceError):
         self.attempts = attempts
 
 
+class TimestampRejected(BinanceError):
+    """-1021 from Binance. The client handles it (resync the clock, retry once); callers never see it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message, path=path, code=-1021)
+
+
 class BinanceApiError(BinanceError):
     """Any other Binance error, or an answer that is not what the documentation shows."""
 
@@ -102,3 +110,15 @@ class BinanceApiError(BinanceError):
         code_text = f"code {code}, " if code is not None else ""
         super().__init__(f"Binance error on {path} ({where}{code_text}{message})", path=path, code=code)
         self.status = status
+
+
+def error_for(path: str, status: int, doc: Any) -> BinanceError:
+    """The exception for a non-2xx JSON answer ``{"code": …, "msg": …}`` (429 and 418 are the client's)."""
+    code = doc.get("code") if isinstance(doc, dict) else None
+    message = str(doc.get("msg", ""))[:200] if isinstance(doc, dict) else ""
+    if code == -1021:
+        return TimestampRejected(path, message)
+    if code in KEY_REASONS:
+        return KeyRejected(path, code)
+    return BinanceApiError(path, message or "no message", code=code if isinstance(code, int) else None,
+                           status=status)

@@ -52,7 +52,7 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+        return isinstance(other, Secret) and hmac.compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:
         return hash(type(self))  # equal secrets must hash alike; the hash must not leak the value
@@ -102,7 +102,7 @@ class HmacSigner:
     kind = "HMAC"
 
     def __init__(self, secret: Secret | str) -> None:
-        self._secret = Secret(secret) if isinstance(secret, str) else secret
+        self._secret = Secret(secret)
 
     def sign(self, payload: str) -> str:
         return hmac.new(self._secret.reveal().encode(), payload.encode("ascii"), hashlib.sha256).hexdigest()
@@ -117,7 +117,7 @@ class Ed25519Signer:
     kind = "Ed25519"
 
     def __init__(self, private_key_pem: Secret | str) -> None:
-        pem = Secret(private_key_pem) if isinstance(private_key_pem, str) else private_key_pem
+        pem = Secret(private_key_pem)
         try:
             key = serialization.load_pem_private_key(pem.reveal().encode(), password=None)
         except (ValueError, TypeError):
