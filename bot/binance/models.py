@@ -208,10 +208,11 @@ class Row:
 
 
 def parse_page(doc: Any, path: str, parse_row: Callable[[Row], T]) -> Page[T]:
-    """``{"rows": [...], "total": n}`` → a :class:`Page`; Binance omits ``rows`` when there are none."""
+    """``{"rows": [...], "total": n}`` → a :class:`Page`. ``rows`` may be absent when there are none, ``total``
+    never is: a body without it is not the documented answer, and reading it as "no loans" would be a lie."""
     top = Row(doc, path)
+    total = top.integer("total")
     raw_rows = top.data.get("rows") or []
     if not isinstance(raw_rows, list):
         raise BinanceApiError(path, "field 'rows' is not a list")
-    total = top.integer("total") if "total" in top.data else len(raw_rows)
     return Page(rows=tuple(parse_row(Row(item, path)) for item in raw_rows), total=total)

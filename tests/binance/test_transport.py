@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+from decimal import Decimal
 
 import pytest
 
-from bot.binance import BinanceAccount, HmacSigner, Unavailable
+from bot.binance import BinanceAccount, BinanceApiError, HmacSigner, Unavailable
 from bot.binance.endpoints import FLEXIBLE_ONGOING_ORDERS
 from tests.binance.conftest import HMAC_KEY, HMAC_SECRET, Factory, run
 from tests.fakes.binance import FakeBinance
@@ -64,3 +65,34 @@ def test_nothing_listening_is_unavailable_after_the_retries() -> None:
     with pytest.raises(Unavailable, match=r"connection failed \(ConnectError\) \(2 attempts\)"):
         run(go())
     assert sleeps.delays == [0.5]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (None, "the answer is not JSON"),
+    ({"code": 0, "msg": ""}, "field 'total' is missing"),
+    ({"rows": [{"loanCoin": "USDT", "totalDebt": "abc", "collateralCoin": "BTC", "collateralAmount": "1",
+                "currentLTV": "0.5"}], "total": 1}, "field 'totalDebt' is not a decimal number"),
+])
+def test_an_answer_unlike_the_documentation_is_an_error_not_an_empty_book(
+        fake: FakeBinance, hmac_client: Factory, body: object, message: str) -> None:
+    fake.script(200, body=body, path=FLEX)
+
+    async def go() -> None:
+        async with hmac_client() as client:
+            await client.flexible_ongoing_orders()
+
+    with pytest.raises(BinanceApiError, match=message):
+        run(go())
+
+
+def test_a_bare_json_number_still_becomes_a_decimal_never_a_float(fake: FakeBinance, hmac_client: Factory) -> None:
+    row = {"loanCoin": "USDT", "totalDebt": 0.1, "collateralCoin": "BTC", "collateralAmount": "1",
+           "currentLTV": "0.5"}
+    fake.script(200, body={"rows": [row], "total": 1}, path=FLEX)
+
+    async def go() -> Decimal:
+        async with hmac_client() as client:
+            return (await client.flexible_ongoing_orders()).rows[0].total_debt
+
+    debt = run(go())
+    assert debt == Decimal("0.1") and type(debt) is Decimal

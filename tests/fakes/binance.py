@@ -10,9 +10,9 @@ the accounts in its books (:mod:`tests.fakes._binance_book`). Like Binance it
   and refuses a timestamp older than ``recvWindow`` or more than 1 s ahead of its clock (-1021, HTTP 400);
 * charges each endpoint its documented weight per IP per calendar minute, answers the total in
   ``X-SAPI-USED-IP-WEIGHT-1M`` (``X-MBX-USED-WEIGHT-1M`` for ``/api/*``), answers 429 + ``Retry-After`` past the
-  limit (12,000 per SAPI endpoint, configurable), and 418 (an IP ban) to a client that keeps calling after
-  ``ban_after`` 429s; Binance's docs note that SAPI limits never escalate to 418, so ``ban_after=None``
-  switches that off;
+  limit (12,000 per SAPI endpoint, configurable), and 418 (an IP ban, on every path) to a client that keeps
+  calling after ``ban_after`` 429s. The spot docs describe that escalation; one Binance page ("Rate limits"
+  for CAAS) says ``/sapi/*`` answers 429 only and never 418, so ``ban_after=None`` switches it off;
 * answers the documented JSON of each endpoint, with ``rows``/``total`` and ``current``/``limit`` paging.
 
 Its clock is the real one plus an offset a test can :meth:`~FakeBinance.advance` (to make a client's clock
@@ -143,11 +143,16 @@ class FakeBinance(BinanceBook, FakeExchange):
         with self._state:
             self._banned_until_ms = self.now_ms() + seconds * 1000
 
-    def script(self, status: int, code: int | None = None, msg: str = "", *, times: int = 1,
+    def script(self, status: int, code: int | None = None, msg: str = "", *, body: Any = None, times: int = 1,
                path: str | None = None) -> None:
         """The next ``times`` signed or time requests (to ``path`` if given), once authenticated and charged,
-        answer ``status`` with ``{"code", "msg"}`` (or an empty body without a code)."""
-        response = Response.json(status, {"code": code, "msg": msg}) if code is not None else Response(status, b"")
+        answer ``status`` with ``body`` as JSON, or ``{"code", "msg"}``, or (neither given) an empty body."""
+        if body is not None:
+            response = Response.json(status, body)
+        elif code is not None:
+            response = Response.json(status, {"code": code, "msg": msg})
+        else:
+            response = Response(status, b"")
         with self._state:
             self._scripted.append((path, response, code, [times]))
 
