@@ -27,6 +27,7 @@ class Command:
     aliases: tuple[str, ...] = ()
     demo_only: bool = False
     menu: bool = True  # shown in Telegram's command menu
+    console_only: bool = False  # only in ``loandesk console`` (offline prices): never in Telegram
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -37,6 +38,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("start", "Welcome and how it works", where=ANYWHERE, section="Start"),
     Command("help", "All commands", "/help", where=ANYWHERE, section="Start"),
     Command("markets", "Rates, fixed terms and LTV limits", "/markets", section="Start"),
+    Command("price", "Set or replay offline prices",
+            "/price  or  /price BTC 40000  or  /price replay march2020 [speed]  (events: march2020, may2021, "
+            "dec2021, aug2024)", section="Console", console_only=True),
     Command("borrow", "Borrow against collateral",
             "/borrow 500 USDT with 0.01 BTC  or  /borrow 500 USDT with BTC at 50%  or  "
             "/borrow 5000 USDT with 0.1 BTC and 2 ETH fixed 30d  or  just /borrow"),
@@ -84,7 +88,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 BY_NAME: dict[str, Command] = {name: c for c in COMMANDS for name in c.names}
-SECTIONS = ("Start", "Loans", "Wallet", "Alerts", "Tools", "VIP", "Groups", "Operators")
+SECTIONS = ("Start", "Console", "Loans", "Wallet", "Alerts", "Tools", "VIP", "Groups", "Operators")
 
 
 def find(name: str) -> Command | None:
@@ -96,17 +100,19 @@ def usage(name: str) -> str:
     return command.usage if command is not None else ""
 
 
-def did_you_mean(name: str, operator: bool = False) -> str | None:
+def did_you_mean(name: str, operator: bool = False, console: bool = False) -> str | None:
     """The closest known command to a mistyped one (``positon`` → ``position``), if any is close."""
-    known = [n for c in COMMANDS if operator or c.who != OPERATOR for n in c.names]
+    known = [n for c in COMMANDS if (operator or c.who != OPERATOR) and (console or not c.console_only)
+             for n in c.names]
     found = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.7)
     return found[0] if found else None
 
 
-def visible(operator: bool, demo: bool, where: Iterable[str] = (PRIVATE, GROUP, ANYWHERE)) -> list[Command]:
+def visible(operator: bool, demo: bool, where: Iterable[str] = (PRIVATE, GROUP, ANYWHERE),
+            console: bool = False) -> list[Command]:
     places = set(where)
     return [c for c in COMMANDS if (operator or c.who != OPERATOR) and (demo or not c.demo_only)
-            and c.where in places]
+            and (console or not c.console_only) and c.where in places]
 
 
 def menu(scope: str, demo: bool = False) -> list[tuple[str, str]]:
@@ -118,9 +124,10 @@ def menu(scope: str, demo: bool = False) -> list[tuple[str, str]]:
     return [(c.name, c.help[:256]) for c in found if c.menu]
 
 
-def help_sections(operator: bool, demo: bool) -> list[tuple[str, list[tuple[str, str, str]]]]:
+def help_sections(operator: bool, demo: bool,
+                  console: bool = False) -> list[tuple[str, list[tuple[str, str, str]]]]:
     """What /help lists for this person: (section, [(name, help, usage)]) in the registry's order."""
-    shown = visible(operator, demo)
+    shown = visible(operator, demo, console=console)
     out = []
     for section in SECTIONS:
         found = [(c.name, c.help, c.usage) for c in shown if c.section == section]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot.entry.backtest import register as register_backtest
+from bot.entry.console import register as register_console
 from bot.entry.run import register as register_bot_commands
 from domain.analysis.report import render
 from domain.analysis.scenario import ScenarioError
@@ -45,13 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--markets", default=None, help="a market catalog TOML to use instead of the shipped one")
     sim.set_defaults(func=_simulate)
     register_bot_commands(sub)
+    register_console(sub)
     register_backtest(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:  # `loandesk backtest --json | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the final flush at exit does not raise again
+        return 1
     return code
 
 

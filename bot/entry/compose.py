@@ -12,18 +12,21 @@ from bot.chat.groups import Groups
 from bot.monitor.notifier import telegram_sender
 from bot.monitor.prices import ExchangePrices, PriceSource
 from bot.monitor.scheduler import Monitor, build_monitor
+from bot.render import common
 from bot.service.loans import Clock, LoanService, utcnow
 from bot.service.store import StateStore
 from bot.settings import Settings
 from bot.telegram.flood import FloodLimiter
 from bot.telegram.handlers import App, TelegramHandlers, set_menus
-from domain.markets import load_catalog
+from domain.markets import Catalog, load_catalog
 
 
-def build_desk(settings: Settings, prices: PriceSource | None = None,
-               clock: Clock = utcnow) -> tuple[ChatDesk, StateStore, PriceSource]:
-    """The chat core on the configured database and exchange (shared by ``run``, the console and the tests)."""
-    catalog = load_catalog(settings.markets_file)
+def build_desk(settings: Settings, prices: PriceSource | None = None, clock: Clock = utcnow,
+               catalog: Catalog | None = None) -> tuple[ChatDesk, StateStore, PriceSource]:
+    """The chat core on the configured database and exchange (shared by ``run``, the console and the tests).
+    ``catalog`` replaces the markets file's (the console's shorter price confirmation)."""
+    catalog = catalog or load_catalog(settings.markets_file)
+    common.use_catalog(catalog)  # amounts shown at the catalog's display precision
     store = StateStore(settings.database_url)
     source = prices or ExchangePrices(settings.binance_url, list(catalog.assets))
     service = LoanService(catalog, store, demo=settings.demo, clock=clock)
@@ -31,11 +34,14 @@ def build_desk(settings: Settings, prices: PriceSource | None = None,
 
 
 def build_application(settings: Settings, prices: PriceSource | None = None, *, clock: Clock = utcnow,
-                      monitor: bool = True, **timeouts: float) -> App:
-    """The bot; with ``monitor`` also the scheduler (prices, sweeps, accrual) and the notifier, in its loop."""
+                      monitor: bool = True, feed: PriceSource | None = None, catalog: Catalog | None = None,
+                      flood: FloodLimiter | None = None, **timeouts: float) -> App:
+    """The bot; with ``monitor`` also the scheduler (prices, sweeps, accrual) and the notifier, in its loop.
+    ``feed`` replaces the exchange the scheduler polls (the console's offline prices); ``flood`` the default
+    per-user limiter."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    desk, store, source = build_desk(settings, prices, clock)
+    desk, store, source = build_desk(settings, prices, clock, catalog)
     watcher: Monitor | None = None
 
     async def post_init(app: App) -> None:
@@ -62,9 +68,9 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     catalog = desk.service.catalog
     groups = Groups(catalog, store, source, settings.admin_ids, clock)
     if monitor:
-        watcher = build_monitor(settings, catalog, store, telegram_sender(app.bot), clock)
+        watcher = build_monitor(settings, catalog, store, telegram_sender(app.bot), clock, feed)
         app.bot_data["monitor"] = watcher
-    TelegramHandlers(desk, FloodLimiter(), groups, watcher).register(app)
+    TelegramHandlers(desk, flood or FloodLimiter(), groups, watcher).register(app)
     app.bot_data["desk"] = desk
     app.bot_data["store"] = store
     return app

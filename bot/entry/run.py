@@ -1,4 +1,4 @@
-"""``loandesk run`` (the bot, long polling) and ``loandesk console`` (the same chat offline in a terminal).
+"""``loandesk run``: the bot, long polling (``loandesk console``, the same bot offline, is ``bot.entry.console``).
 
 ``run`` starts the Application inside one asyncio loop the way TECH.md prescribes (no ``run_polling``), so the
 scheduler can share the loop later, and stops cleanly on SIGINT/SIGTERM.
@@ -16,10 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
+from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application
 
 from bot.settings import Settings
 
+BAD_TOKEN = ("loandesk run: Telegram refused the token in TELEGRAM_BOT_TOKEN; copy it again from @BotFather "
+             "(it looks like 123456789:AA…)")
 NO_TOKEN = ("loandesk run: TELEGRAM_BOT_TOKEN is not set (put it in the environment or .env); "
             "to try loandesk without a token, run `loandesk console`")
 
@@ -42,7 +45,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except InvalidToken:
+        print(BAD_TOKEN, file=sys.stderr)
+        return 2
+    except NetworkError as exc:  # also TimedOut: Telegram could not be reached at start
+        where = settings.telegram_base_url or "api.telegram.org"
+        print(f"loandesk run: cannot reach Telegram at {where} ({exc.message}); check the network and try again",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -81,13 +93,6 @@ async def run_app(app: Application[Any, Any, Any, Any, Any, Any], stop: asyncio.
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``run`` and ``console`` to the ``loandesk`` command line."""
-    from bot.entry import console
-
+    """Add ``run`` to the ``loandesk`` command line (``console`` registers itself from ``bot.entry.console``)."""
     p = sub.add_parser("run", help="run the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
     p.set_defaults(func=run)
-    c = sub.add_parser("console", help="talk to the bot offline in this terminal")
-    c.add_argument("--db", default="loandesk-console.db", help="SQLite file (default: loandesk-console.db)")
-    c.add_argument("--prices", default=None, help="fixed prices, e.g. BTC=50000,ETH=3000 (default: the exchange)")
-    c.add_argument("--markets", default=None, help="a market catalog TOML to use instead of the shipped one")
-    c.set_defaults(func=console.main)

@@ -37,7 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.monitor.feed import PriceFeed
 from bot.monitor.notifier import Notifier, Send
-from bot.monitor.prices import QUOTE, ExchangePrices
+from bot.monitor.prices import QUOTE, ExchangePrices, PriceSource
 from bot.service.store import StateStore, UnitOfWork
 from bot.service.views import position_view
 from bot.settings import Settings
@@ -271,12 +271,12 @@ def shielded(uow: UnitOfWork, step: Step, desk: Desk, prices: Prices, now: datet
 
 
 def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send: Send,
-                  clock: Callable[[], datetime]) -> Monitor:
+                  clock: Callable[[], datetime], primary: PriceSource | None = None) -> Monitor:
     """The scheduler with its own price clients (no cache: every poll asks the exchange), the guard built from
-    the markets file, and the notifier."""
+    the markets file, and the notifier. ``primary`` replaces the exchange (the console's offline prices)."""
     timeout = min(5.0, max(1.0, settings.price_poll_seconds))
     assets = list(catalog.assets)
-    primary = ExchangePrices(settings.binance_url, assets, cache_seconds=0, timeout=timeout)
+    primary = primary or ExchangePrices(settings.binance_url, assets, cache_seconds=0, timeout=timeout)
     second = (ExchangePrices(settings.second_price_url, assets, cache_seconds=0, timeout=timeout)
               if settings.second_price_url else None)
     feed = PriceFeed(primary, clock, GuardRules.of(catalog.desk), second, [a for a in assets if a != QUOTE])
