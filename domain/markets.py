@@ -29,8 +29,13 @@ class CatalogError(ValueError):
 @dataclass(frozen=True)
 class Asset:
     symbol: str
-    precision: int = 8
+    precision: int = 8  # ledger decimals
     stable: bool = False
+    display: int | None = None  # decimals shown to people (None: 2 for stablecoins, else ``precision``)
+
+    @property
+    def shown(self) -> int:
+        return self.display if self.display is not None else min(2, self.precision) if self.stable else self.precision
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ class Catalog:
     def precision(self, asset: str) -> int:
         a = self.assets.get(asset)
         return a.precision if a else 8
+
+    def display(self, asset: str) -> int:
+        """Decimals an amount of ``asset`` is shown with (the ledger keeps ``precision``)."""
+        a = self.assets.get(asset)
+        return a.shown if a else 8
 
     def is_stable(self, asset: str) -> bool:
         a = self.assets.get(asset)
@@ -266,8 +276,9 @@ def parse_catalog(data: Mapping[str, Any]) -> Catalog:
     assets: dict[str, Asset] = {}
     for name, spec in data["assets"].items():
         r = _Reader(spec, f"assets.{name}")
-        assets[_symbol(name, "assets")] = Asset(name, r.int("precision", 8, lo=0, hi=18),
-                                                bool(spec.get("stable", False)))
+        precision = r.int("precision", 8, lo=0, hi=18)
+        shown = r.int("display", precision, lo=0, hi=precision) if "display" in spec else None
+        assets[_symbol(name, "assets")] = Asset(name, precision, bool(spec.get("stable", False)), shown)
     products: dict[str, ProductRules] = {}
     for name in PRODUCTS:
         if name not in data["products"]:

@@ -22,7 +22,7 @@ ONE = Decimal(1)
 ACCUMULATOR_PLACES = 18
 ACCUMULATOR = Decimal(1).scaleb(-ACCUMULATOR_PLACES)
 
-_PLAIN = re.compile(r"^\d+(\.\d+)?$")
+_PLAIN = re.compile(r"^(\d+(\.\d+)?|\.\d+)$")
 _GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
@@ -31,7 +31,7 @@ class AmountError(ValueError):
 
 
 def parse_amount(text: str) -> Decimal:
-    """Parse ``1000``, ``1,000.50`` or ``0.01`` into a positive-or-zero Decimal.
+    """Parse ``1000``, ``1,000.50``, ``0.01`` or ``.01`` into a positive-or-zero Decimal.
 
     Rejects signs, exponents, ``nan``/``inf``, misplaced thousands separators and empty text.
     """

@@ -231,6 +231,7 @@ class BotDraftRow(SQLModel, table=True):
     loan: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     collateral: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     amount: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    product: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))  # flexible | fixed:30
 
 
 class BotSeenRow(SQLModel, table=True):

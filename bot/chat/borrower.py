@@ -10,7 +10,9 @@ from typing import Any
 
 from bot.chat import parsing, registry
 from bot.chat.parsing import Usage
+from bot.monitor.offline import OfflinePrices
 from bot.render import answers, common
+from bot.render import history as render_history
 from bot.render.common import Reply
 from bot.service.loans import LoanService
 from bot.service.tools import ToolService
@@ -26,6 +28,7 @@ class BorrowerCommands:
     prices: Callable[[], Awaitable[dict[str, Decimal]]]
     _preview: Callable[..., Awaitable[list[Reply]]]
     is_operator: Callable[[str], bool]
+    offline: OfflinePrices | None
 
     async def cmd_start(self, user: str, args: list[str]) -> list[Reply]:
         """Welcome: what the desk does and how to start."""
@@ -33,7 +36,8 @@ class BorrowerCommands:
 
     async def cmd_help(self, user: str, args: list[str]) -> list[Reply]:
         """Every command this person may use, from the registry."""
-        return [answers.help_text(registry.help_sections(self.is_operator(user), self.demo))]
+        sections = registry.help_sections(self.is_operator(user), self.demo, self.offline is not None)
+        return [answers.help_text(sections)]
 
     async def cmd_markets(self, user: str, args: list[str]) -> list[Reply]:
         """Rates, fixed terms and limits."""
@@ -114,7 +118,7 @@ class BorrowerCommands:
         """/history [id]."""
         parsing.extra(args, 1, "history")
         pid = parsing.position_id(args[0], "history") if args else None
-        return [answers.history(self.service.history(user, pid), self.service.catalog)]
+        return [render_history.history(self.service.history(user, pid))]
 
     async def cmd_notify(self, user: str, args: list[str]) -> list[Reply]:
         """/notify · /notify rates on|off · /notify digest on|off [HH] (UTC hour)."""

@@ -10,15 +10,18 @@ and change nothing; anything else propagates to the adapter's error handler.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Collection
 from decimal import Decimal
 
 from bot.chat import registry
 from bot.chat.borrower import BorrowerCommands
 from bot.chat.guided import GuidedBorrow
+from bot.chat.offline import OfflineCommands
 from bot.chat.operator import OperatorCommands
 from bot.chat.parsing import Usage
 from bot.chat.tools import ToolCommands
+from bot.monitor.offline import OfflinePrices
 from bot.monitor.prices import PriceSource, PricesUnavailable
 from bot.render import answers, common, previews
 from bot.render import buttons as taps
@@ -32,13 +35,17 @@ from domain.money import round_up
 PRIVATE_ONLY = "Please use a private chat with me for that."
 IN_A_GROUP = "/{name} works in a group: add me to a group, a group admin sends /monitor, then members use /{name}."
 OPERATORS_ONLY = "That command is for the desk's operators."
+CONSOLE_ONLY = ("/{name} works only in the offline console (loandesk console); here prices come from the "
+                "exchange.")
+POSITION_TAG = re.compile(r"^#\d{1,9}$", re.ASCII)  # "#12" alone: position 12
 PRICES_DOWN = "Prices are unavailable right now; nothing was changed. Try again in a minute."
 
 
-class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands):
+class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, OfflineCommands):
     def __init__(self, service: LoanService, prices: PriceSource, operators: Collection[int], demo: bool) -> None:
         self.service = service
         self.price_source = prices
+        self.offline = prices if isinstance(prices, OfflinePrices) else None  # the console's own prices
         self.operators = frozenset(operators)
         self.demo = demo
         self.tools = ToolService(service)
@@ -66,11 +73,13 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands):
         operator = user_id in self.operators
         command = registry.find(name)
         if command is None:
-            guess = registry.did_you_mean(name, operator)
+            guess = registry.did_you_mean(name, operator, self.offline is not None)
             hint = f" Did you mean /{guess}?" if guess else ""
             return [Reply(f"I don't know /{common.e(name)}.{hint} Send /help for the list.")] if private else []
         if command.name == "vip" and not args:
             command = registry.BY_NAME["terms"]  # /vip alone: your own term sheet, for everyone
+        if command.console_only and self.offline is None:
+            return [Reply(common.e(CONSOLE_ONLY.format(name=command.name)))]
         if command.who == registry.OPERATOR and not operator:
             return [Reply(OPERATORS_ONLY)]
         if command.where == registry.GROUP:
@@ -84,9 +93,12 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands):
         return replies
 
     async def text(self, user_id: int, private: bool, text: str) -> list[Reply]:
-        """Plain text (not a command): in a private chat, the amount a guided /borrow asked for."""
+        """Plain text (not a command): in a private chat, ``#12`` shows position 12; anything else is the amount a
+        guided /borrow asked for."""
         if not private:
             return []
+        if POSITION_TAG.match(text.strip()):
+            return await self.command(user_id, private, "position", [text.strip()])
         return await self.guided_text(str(user_id), text)
 
     async def tap(self, user_id: int, data: str) -> TapAnswer:

@@ -1,7 +1,8 @@
 """``/borrow``, in one line or step by step. A complete ``/borrow`` previews at once; a partial one becomes a
-draft (``bot.service.store.Draft``) and the bot asks for what is missing — the loan asset, the collateral
-asset (buttons), the amount (a plain-text reply), the target LTV (buttons) — then previews. The draft lives in
-the database, so a restart in the middle loses nothing. Mixed into ``bot.chat.desk.ChatDesk``."""
+draft (``bot.service.store.Draft``) and the bot asks for what is missing — the loan asset, Flexible or a Fixed
+term (with their rates and levels), the collateral asset (buttons), the amount (a plain-text reply, checked
+against the order limits at once), the target LTV (buttons, up to the product's initial LTV) — then previews.
+The draft lives in the database, so a restart in the middle loses nothing. Mixed into ``bot.chat.desk.ChatDesk``."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from decimal import Decimal
 
 from bot.chat import parsing
 from bot.chat.parsing import Usage
-from bot.render import buttons, common
+from bot.render import buttons, common, guide
 from bot.render.common import Reply, TapAnswer
 from bot.service.loans import LoanService
 from bot.service.usecases import Borrow
-from domain.money import AmountError, fmt, parse_amount
+from domain.money import AmountError, fmt, parse_amount, pct
 
 TARGETS = ("30", "40", "50", "60")
 
@@ -42,8 +43,13 @@ class GuidedBorrow:
             raise Usage("Say how much of which asset to borrow.", "borrow")
         if b.amount is not None and b.loan is not None:
             self._check_amount(b.loan, b.amount)
+        if b.term_days is not None:
+            self._check_term(b.loan, b.term_days)
+        # a command that already says what it wants (an amount, a collateral) is Flexible unless it says fixed
+        chosen = (f"fixed:{b.term_days}" if b.term_days is not None
+                  else "flexible" if b.amount is not None or b.collateral_asset is not None else None)
         self.service.draft(user, reset="1", loan=b.loan, collateral=b.collateral_asset,
-                           amount=None if b.amount is None else str(b.amount))
+                           amount=None if b.amount is None else str(b.amount), product=chosen)
         return await self._guide(user)
 
     async def _borrow_at(self, user: str, loan: str, amount: Decimal, coll: str, target: Decimal,
@@ -51,6 +57,12 @@ class GuidedBorrow:
         qty = self.service.size_collateral(user, loan, amount, coll, target, await self.prices())
         product = "fixed" if term_days else "flexible"
         return await self._preview(user, Borrow(loan, amount, {coll: qty}, product, term_days, target))
+
+    def _check_term(self, loan: str | None, days: int) -> None:
+        terms = self.service.catalog.loans[loan].fixed_apr if loan else self.service.catalog.desk.fixed_terms
+        if days not in terms:
+            raise Usage(f"There is no {days}-day term{f' for {loan}' if loan else ''}; the terms are "
+                        f"{', '.join(f'{t}d' for t in sorted(terms))}.", "borrow")
 
     def _check_amount(self, loan: str, amount: Decimal) -> None:
         """The order limits, at once (not only after the LTV step)."""
@@ -78,16 +90,20 @@ class GuidedBorrow:
         return await self._guarded(self._guide(user))
 
     async def guided_tap(self, user: str, tap: buttons.Guide) -> TapAnswer:
+        draft = self.service.current_draft(user)
         if tap.step == buttons.LOAN and tap.value in self.loans:
             self.service.draft(user, reset="1", loan=tap.value)
+        elif tap.step == buttons.PRODUCT and draft is not None and draft.loan is not None and (
+                tap.value == buttons.FLEX or (tap.value.isdigit()
+                and int(tap.value) in self.service.catalog.loans[draft.loan].fixed_apr)):
+            self.service.draft(user, product="flexible" if tap.value == buttons.FLEX else f"fixed:{tap.value}")
         elif tap.step == buttons.COLLATERAL and tap.value in self.collateral:
             self.service.draft(user, collateral=tap.value)
         elif tap.step == buttons.TARGET and tap.value in TARGETS:
-            draft = self.service.current_draft(user)
             if draft is None or not (draft.loan and draft.collateral and draft.amount):
                 return TapAnswer("That choice has expired; send /borrow again.", clear_buttons=True)
             replies = await self._guarded(self._borrow_at(user, draft.loan, Decimal(draft.amount), draft.collateral,
-                                                          Decimal(tap.value) / 100, None))
+                                                          Decimal(tap.value) / 100, draft.term_days))
             return TapAnswer(replies=replies, clear_buttons=True)
         else:
             return TapAnswer("That button is not valid any more.", clear_buttons=True)
@@ -95,17 +111,23 @@ class GuidedBorrow:
 
     async def _guide(self, user: str) -> list[Reply]:
         d = self.service.current_draft(user)
+        cat = self.service.catalog
         if d is None or d.loan is None:
             return [common.choose("What do you want to borrow?", self.loans, f"{buttons.LOAN}:")]
+        if d.product is None:
+            return [guide.product(d.loan, self.service.apr(d.loan), cat)]
         if d.collateral is None:
             options = [c for c in self.collateral if c != d.loan]
             return [common.choose(f"Borrow {d.loan} against which collateral?", options, f"{buttons.COLLATERAL}:")]
+        fixed = f" fixed {d.term_days}d" if d.term_days else ""
         if d.amount is None:
-            return [Reply(f"How much {common.e(d.loan)} do you want to borrow against {common.e(d.collateral)}? "
-                          f"Reply with the amount, e.g. 500.\n(Or in one line: /borrow 500 {common.e(d.loan)} with "
-                          f"0.01 {common.e(d.collateral)})")]
-        limit = self.service.catalog.collateral[d.collateral].initial_ltv * 100
-        options = [t for t in TARGETS if Decimal(t) <= limit]
+            return [Reply(f"How much {common.e(d.loan)} do you want to borrow against {common.e(d.collateral)}"
+                          f"{common.e(guide.product_name(d.term_days))}? Reply with the amount, e.g. 500.\n"
+                          f"(Or in one line: /borrow 500 {common.e(d.loan)} with 0.01 {common.e(d.collateral)}"
+                          f"{fixed})")]
+        limit = (cat.products["fixed"].initial_ltv if d.term_days else None) or cat.collateral[d.collateral].initial_ltv
+        options = [t for t in TARGETS if Decimal(t) <= limit * 100]
         rows = [[(f"{t}% LTV", buttons.guide(buttons.TARGET, t)) for t in options]]
-        return [Reply(f"Borrow {common.e(d.amount)} {common.e(d.loan)}: how much {common.e(d.collateral)} "
-                      "collateral? Pick a target LTV (lower is safer).", rows)]
+        return [Reply(f"Borrow {common.e(d.amount)} {common.e(d.loan)}{common.e(guide.product_name(d.term_days))}: "
+                      f"how much {common.e(d.collateral)} collateral? Pick a target LTV (lower is safer; the limit is "
+                      f"{common.e(pct(limit))}).", rows)]

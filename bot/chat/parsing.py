@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.chat import registry
-from domain.money import AmountError, parse_amount
+from domain.money import AmountError, fmt, parse_amount
 
 _ID = re.compile(r"^#?(\d{1,9})$", re.ASCII)
 _USER = re.compile(r"^\d{1,15}$", re.ASCII)
-_PCT = re.compile(r"^(\d{1,3}(?:\.\d{1,4})?)%?$", re.ASCII)
+_PCT = re.compile(r"^(\d{1,3}(?:\.\d{1,4})?|\.\d{1,4})%?$", re.ASCII)
 _TERM = re.compile(r"^(\d{1,3})d$", re.IGNORECASE | re.ASCII)
 
 
@@ -54,28 +54,45 @@ def amount(text: str, command: str) -> Decimal:
 def asset(text: str, known: Collection[str], command: str, role: str = "asset") -> str:
     symbol = text.strip().upper()
     if symbol not in known:
-        raise Usage(f"{text} is not a {role} of this desk (known: {', '.join(sorted(known))}).", command)
+        article = "an" if role[:1].lower() in "aeiou" else "a"
+        raise Usage(f"{text} is not {article} {role} of this desk (known: {', '.join(sorted(known))}).", command)
     return symbol
 
 
 def percent(text: str, command: str) -> Decimal:
-    """``50%`` or ``50`` → ``0.5``."""
-    m = _PCT.match(text.strip())
+    """``50%`` or ``50`` → ``0.5``: one rule everywhere — a number is a percentage, with or without ``%``.
+    A bare number between 0 and 1 (``0.065``) is refused with both readings, since people also write
+    fractions; ``0.065%`` says it is meant."""
+    t = text.strip()
+    m = _PCT.match(t)
     if not m:
-        raise Usage(f"'{text}' is not a percentage.", command)
-    return Decimal(m.group(1)) / 100
+        raise Usage(f"'{text}' is not a percentage (write it like 50%).", command)
+    value = Decimal(m.group(1))
+    if not t.endswith("%") and 0 < value < 1:
+        raise Usage(f"'{t}' is ambiguous: numbers here are percentages. Write {fmt(value * 100)}% if you mean "
+                    f"{fmt(value * 100)} percent, or {t}% if you mean {t} percent.", command)
+    return value / 100
 
 
-_MOVE = re.compile(r"^([+-])(\d{1,3}(?:\.\d{1,2})?)%$", re.ASCII)
+_MOVE = re.compile(r"^([+-]?)(\d{1,3}(?:\.\d{1,2})?|\.\d{1,2})(%?)$", re.ASCII)
 
 
 def move(text: str, command: str) -> Decimal:
-    """A signed price move: ``-30%`` → ``-0.3``, ``+10%`` → ``0.1``."""
-    m = _MOVE.match(text.strip())
+    """A signed price move in percent: ``-30%`` (or ``-30``) → ``-0.3``, ``+10%`` → ``0.1``."""
+    t = text.strip()
+    m = _MOVE.match(t)
     if not m:
-        raise Usage(f"'{text}' is not a price move; write it with its sign, like -30% or +10%.", command)
-    value = Decimal(m.group(2)) / 100
-    return -value if m.group(1) == "-" else value
+        raise Usage(f"'{text}' is not a price move; write it like -30% (a fall) or +10% (a rise).", command)
+    sign, number, mark = m.groups()
+    value = Decimal(number)
+    if not sign:
+        raise Usage(f"'{t}' needs a direction: -{number}% for a fall, +{number}% for a rise.", command)
+    if not mark and 0 < value < 1:
+        raise Usage(f"'{t}' is ambiguous: moves are percentages. Write {sign}{fmt(value * 100)}% for "
+                    f"{sign}{fmt(value * 100)} percent, or {t}% if you mean {t} percent.", command)
+    if value >= 100 and sign == "-":
+        raise Usage("A price cannot fall by 100% or more; try -90%.", command)
+    return -value / 100 if sign == "-" else value / 100
 
 
 def days(text: str, command: str) -> int:
@@ -122,10 +139,26 @@ def _looks_numeric(token: str) -> bool:
     return bool(token) and (token[0].isdigit() or token[0] in "-+.,")
 
 
+_LIST_COMMA = re.compile(r"(?<=[A-Za-z]),")
+
+
+def _borrow_tokens(args: Sequence[str]) -> list[str]:
+    """People's phrasing in the engine's words: ``against`` is ``with``; a comma after an asset (``0.1 BTC,
+    2 ETH``), ``&`` and ``+`` are ``and``. Thousands separators (``1,000``) are left alone."""
+    out: list[str] = []
+    for tok in args:
+        for i, piece in enumerate(_LIST_COMMA.split(tok)):
+            if i:
+                out.append("and")
+            if piece:
+                out.append(piece)
+    return ["and" if t in (",", "&", "+") else "with" if t.lower() == "against" else t for t in out]
+
+
 def borrow(args: Sequence[str], loans: Collection[str], collateral: Collection[str]) -> BorrowArgs:
-    """``[AMOUNT] [LOAN] [with AMOUNT ASSET (and AMOUNT ASSET)* | with ASSET [at PCT%]] [fixed Nd]``."""
+    """``[AMOUNT] [LOAN] [with|against AMOUNT ASSET (and|, AMOUNT ASSET)* | with ASSET [at PCT%]] [fixed Nd]``."""
     out = BorrowArgs()
-    toks = list(args)
+    toks = _borrow_tokens(args)
     i = 0
     if i < len(toks) and _looks_numeric(toks[i]):
         out.amount = amount(toks[i], "borrow")

@@ -101,8 +101,8 @@ def _asset(text: str, known: Collection[str], field: str, role: str) -> str:
 def _pct(text: str, field: str) -> Decimal:
     try:
         return percent(text, "vip")
-    except Usage:
-        raise _problem(field, f"'{text}' is not a percentage") from None
+    except Usage as exc:
+        raise _problem(field, exc.message.splitlines()[0].rstrip(".")) from None
 
 
 def _amount(text: str, field: str) -> Decimal:

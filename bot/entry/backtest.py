@@ -1,6 +1,6 @@
 """``loandesk backtest``: replay a flexible position over a price file (or a shipped crash) and report.
 
-    loandesk backtest --loan 4000 USDT --collateral 1 BTC --prices FILE.csv [--apr 0.05] [--from ISO] [--to ISO]
+    loandesk backtest --loan 4000 USDT --collateral 1 BTC --prices FILE.csv [--apr 5] [--from ISO] [--to ISO]
                       [--json] [--chart out.png]
 
 ``--prices`` holds USDT prices of the collateral (of the loan asset when the collateral is a stablecoin);
@@ -21,7 +21,7 @@ from typing import Any
 from domain.analysis.backtest import BacktestError, PricePath, backtest, describe, to_json
 from domain.analysis.scenario import ScenarioError
 from domain.markets import QUOTE, Catalog, CatalogError, load_catalog
-from domain.money import AmountError, parse_amount
+from domain.money import AmountError, fmt, parse_amount
 from domain.prices import read_price_csv
 
 PROG = "loandesk backtest"
@@ -40,13 +40,30 @@ def parse_when(text: str, flag: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+HIGH_APR = Decimal("0.5")  # above this an --apr gets a note on stderr
+
+
 def parse_apr(text: str) -> Decimal:
-    """``0.05`` or ``5%``."""
+    """A percentage, as everywhere in loandesk: ``5`` or ``5%`` is 5%. A bare number below 1 (``0.05``) is
+    refused with both readings: people also write fractions."""
     t = text.strip()
     try:
-        return parse_amount(t[:-1]) / 100 if t.endswith("%") else parse_amount(t)
+        value = parse_amount(t.removesuffix("%"))
     except AmountError as exc:
         raise InputError(f"--apr: {exc}") from exc
+    if not t.endswith("%") and 0 < value < 1:
+        raise InputError(f"--apr {t} is ambiguous: APRs are percentages here; write --apr {fmt(value * 100)} for "
+                         f"{fmt(value * 100)}%, or --apr {t}% for {t}%")
+    return value / 100
+
+
+def file_asset(path: str, assets: list[str]) -> str | None:
+    """The asset a price file's name says it holds (``BTCUSDT_1h_….csv`` → BTC), if it says one."""
+    name = Path(path).name.upper()
+    for symbol in sorted(assets, key=len, reverse=True):
+        if name.startswith((f"{symbol}USDT", f"{symbol}-USDT", f"{symbol}_")):
+            return symbol
+    return None
 
 
 def _amount(pair: list[str], flag: str) -> tuple[Decimal, str]:
@@ -63,6 +80,14 @@ def _prices(args: argparse.Namespace, catalog: Catalog, loan: str, coll: str) ->
     coll_volatile = coll != QUOTE and not catalog.is_stable(coll)
     main_asset = coll if coll_volatile else loan
     paths: dict[str, PricePath] = {}
+    loan_volatile = loan != QUOTE and not catalog.is_stable(loan)
+    if coll_volatile and loan_volatile and not args.loan_prices and not args.event:
+        raise InputError(f"--loan {loan} is not a stablecoin, so its prices are needed too: add --loan-prices FILE "
+                         f"(or use --event, which ships BTC and ETH)")
+    for flag, file, asset in (("--prices", args.prices, main_asset), ("--loan-prices", args.loan_prices, loan)):
+        named = file_asset(file, list(catalog.assets)) if file else None
+        if named is not None and named != asset:
+            raise InputError(f"{flag}: {Path(file).name} looks like {named} prices, but they are used for {asset}")
     if args.event:
         from bot.history.events import event_prices  # the shipped files are a bot package resource
         paths[main_asset] = event_prices(args.event, main_asset)
@@ -82,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         loan_amount, loan = _amount(args.loan, "--loan")
         coll_amount, coll = _amount(args.collateral, "--collateral")
         apr = parse_apr(args.apr) if args.apr is not None else None
+        if apr is not None and apr > HIGH_APR:
+            print(f"{PROG}: note: --apr {fmt(apr * 100)}% is far above any market rate", file=sys.stderr)
         start = parse_when(args.start, "--from") if args.start else None
         end = parse_when(args.end, "--to") if args.end else None
         if start is not None and end is not None and end < start:
@@ -128,7 +155,8 @@ def register(sub: Any) -> None:
                                                    "dec2021, aug2024")
     p.add_argument("--loan-prices", metavar="FILE", help="price CSV of the loan asset when it is not a stablecoin")
     p.add_argument("--column", default="close", help="price column to use (default close)")
-    p.add_argument("--apr", help="a fixed flexible APR for the whole run (0.05 or 5%%); default: the rate model")
+    p.add_argument("--apr", help="a fixed flexible APR for the whole run, in percent (5 or 5%%); default: the rate "
+                                 "model")
     p.add_argument("--from", dest="start", metavar="ISO", help="start time (default: the first price)")
     p.add_argument("--to", dest="end", metavar="ISO", help="end time (default: the last price)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -3,14 +3,13 @@ dynamic value escaped). The primitives (``Reply``, escaping, amounts) are ``bot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from bot.render.common import Reply, amt, e, ltv_text, price
+from bot.render.common import Reply, amount, e, ltv_text, price
 from bot.service.views import BookView, PositionView
-from domain.events import Event
-from domain.markets import Catalog
+from domain.markets import Catalog, DeskRules
 from domain.money import fmt, pct
 
 
@@ -29,12 +28,12 @@ def notify_prefs(prefs: Mapping[str, Any], head: str = "") -> Reply:
 
 
 def collateral_text(c: Mapping[str, Decimal]) -> str:
-    return " + ".join(f"{amt(v)} {e(a)}" for a, v in c.items()) or "none"
+    return " + ".join(amount(v, a) for a, v in c.items()) or "none"
 
 
 def position_lines(v: PositionView) -> list[str]:
     lines = [f"<b>#{v.id}</b> {e(v.product)} · {e(v.status.replace('_', ' '))}",
-             f"Debt: {amt(v.debt)} {e(v.loan_asset)}",
+             f"Debt: {amount(v.debt, v.loan_asset, up=True)}",
              f"Collateral: {collateral_text(v.collateral)}",
              f"LTV: {ltv_text(v.ltv)} (margin call {e(pct(v.thresholds.margin_call))}, "
              f"liquidation {e(pct(v.thresholds.liquidation))})"]
@@ -43,11 +42,11 @@ def position_lines(v: PositionView) -> list[str]:
         lines.append(f"Margin call at {a} {price(v.margin_call_price)} · liquidation at {a} "
                      f"{price(v.liquidation_price)}")
     if v.fixed_interest is not None:
-        lines.append(f"Interest: {amt(v.fixed_interest)} {e(v.loan_asset)} paid up front (fixed APR "
+        lines.append(f"Interest: {amount(v.fixed_interest, v.loan_asset, up=True)} paid up front (fixed APR "
                      f"{e(fmt(v.apr * 100))}%)")
     elif v.debt > 0:
-        lines.append(f"Interest: {amt(v.hourly_interest)} {e(v.loan_asset)}/hour, {amt(v.daily_interest)} "
-                     f"{e(v.loan_asset)}/day (APR {e(fmt(v.apr * 100))}%)")
+        lines.append(f"Interest: {amount(v.hourly_interest, v.loan_asset, up=True)}/hour, "
+                     f"{amount(v.daily_interest, v.loan_asset, up=True)}/day (APR {e(fmt(v.apr * 100))}%)")
     if v.expires_at is not None:
         lines.append(f"Expires {e(v.expires_at.strftime('%Y-%m-%d %H:%M UTC'))}")
     return lines
@@ -71,28 +70,33 @@ def wallet(balances: Mapping[str, tuple[Decimal, Decimal]], catalog: Catalog | N
     if not balances:
         return Reply("Your wallet is empty.")
     lines = ["<b>Wallet</b> (Spot · Earn)"]
-    lines += [f"{e(a)}: {amt(s)} · {amt(r)}" for a, (s, r) in balances.items()]
+    lines += [f"{e(a)}: {amount(s, a, unit=False)} · {amount(r, a, unit=False)}" for a, (s, r) in balances.items()]
     return Reply("\n".join(lines))
 
 
 def markets(catalog: Catalog, aprs: Mapping[str, Decimal]) -> Reply:
-    lines = ["<b>Borrow</b> (flexible APR · min–max per order)"]
+    """/markets: Flexible and Fixed rates per loan asset, order limits, and the LTV levels of each product."""
+    lines = ["<b>Flexible</b> (APR now, variable · min–max per order)"]
     for a, m in catalog.loans.items():
-        lines.append(f"{e(a)}: {e(fmt(aprs[a] * 100))}% · {amt(m.min_borrow)}–{amt(m.max_borrow)}")
-    lines.append("\n<b>Collateral</b> (initial · margin call · liquidation LTV)")
+        lines.append(f"{e(a)}: {e(fmt(aprs[a] * 100))}% · {amount(m.min_borrow, a, unit=False)}–"
+                     f"{amount(m.max_borrow, a, unit=False)}")
+    terms = catalog.desk.fixed_terms
+    if any(m.fixed_apr for m in catalog.loans.values()):
+        lines.append(f"\n<b>Fixed</b> (APR for {' · '.join(f'{t}d' for t in terms)}; interest taken up front)")
+        for a, m in catalog.loans.items():
+            if m.fixed_apr:
+                lines.append(f"{e(a)}: " + " · ".join(e(f"{fmt(m.fixed_apr[t] * 100)}%") if t in m.fixed_apr
+                                                      else "—" for t in terms))
+    lines.append("\n<b>Collateral</b>, Flexible loans (initial · margin call · liquidation LTV)")
     for a, c in catalog.collateral.items():
         lines.append(f"{e(a)}: {e(pct(c.initial_ltv))} · {e(pct(c.margin_call_ltv))} · "
                      f"{e(pct(c.liquidation_ltv))}")
+    fixed = catalog.products["fixed"]
+    lines.append(f"Fixed loans, any collateral: {e(pct(fixed.initial_ltv or Decimal(0)))} · "
+                 f"{e(pct(fixed.margin_call_ltv))} · {e(pct(fixed.liquidation_ltv))}. VIP: your own term sheet "
+                 "(/terms).")
+    lines.append("Borrow Fixed with /borrow 5000 USDT with 0.1 BTC fixed 30d, or step by step with /borrow.")
     return Reply("\n".join(lines))
-
-
-def history(events: Iterable[Event], catalog: Catalog | None = None) -> Reply:
-    lines = []
-    for ev in events:
-        d = ", ".join(f"{k} {v}" for k, v in ev.data.items() if isinstance(v, str))
-        where = f" #{ev.position}" if ev.position else ""
-        lines.append(f"{e(ev.at.strftime('%Y-%m-%d %H:%M'))} {e(ev.type.replace('_', ' '))}{where}: {e(d)}")
-    return Reply("<b>History</b>\n" + "\n".join(lines) if lines else "No history yet.")
 
 
 def alerts(own: Decimal | None, default: Decimal) -> Reply:
@@ -107,10 +111,10 @@ def book(v: BookView) -> Reply:
         return Reply("The book is empty: no open positions.")
     lines = ["<b>Book</b> (by LTV)"]
     for p in v.positions:
-        lines.append(f"#{p.id} user {e(p.owner)}: {ltv_text(p.ltv)} · {amt(p.debt)} {e(p.loan_asset)} "
+        lines.append(f"#{p.id} user {e(p.owner)}: {ltv_text(p.ltv)} · {amount(p.debt, p.loan_asset, up=True)} "
                      f"against {collateral_text(p.collateral)}")
-    lines.append("\n<b>Lent</b>: " + ", ".join(f"{amt(x)} {e(a)}" for a, x in v.debt.items()))
-    lines.append("<b>Collateral</b>: " + ", ".join(f"{amt(x)} {e(a)}" for a, x in v.collateral.items()))
+    lines.append("\n<b>Lent</b>: " + ", ".join(amount(x, a, up=True) for a, x in v.debt.items()))
+    lines.append("<b>Collateral</b>: " + ", ".join(amount(x, a) for a, x in v.collateral.items()))
     return Reply("\n".join(lines))
 
 
@@ -124,9 +128,9 @@ def welcome(catalog: Catalog, demo: bool) -> Reply:
              "",
              "<b>Flexible</b>: no term, variable rate charged every hour, repay any time. "
              "Try /borrow 500 USDT with 0.01 BTC",
-             f"<b>Fixed</b>: a term ({e(terms)}) and a fixed rate, interest taken up front; levels "
-             f"{e(pct(fixed.initial_ltv or Decimal(0)))} / {e(pct(fixed.margin_call_ltv))} / "
-             f"{e(pct(fixed.liquidation_ltv))}. Try /borrow 5000 USDT with 0.1 BTC fixed 30d",
+             f"<b>Fixed</b>: a term ({e(terms)}) at a fixed rate, the interest taken up front; LTV up to "
+             f"{e(pct(fixed.initial_ltv or Decimal(0)))}, margin call at {e(pct(fixed.margin_call_ltv))}, "
+             f"liquidation at {e(pct(fixed.liquidation_ltv))}. Try /borrow 5000 USDT with 0.1 BTC fixed 30d",
              "<b>VIP</b>: your own term sheet from the desk (/terms).",
              "",
              "I watch every loan's LTV and warn you before a margin call or liquidation. "
@@ -145,3 +149,49 @@ def help_text(sections: Sequence[tuple[str, Sequence[tuple[str, str, str]]]]) ->
             shown = f"\n   {e(usage)}" if usage and usage != f"/{name}" else ""
             lines.append(f"/{e(name)} — {e(text)}{shown}")
     return Reply("\n".join(lines))
+
+
+def offline_prices(prices: Mapping[str, Decimal], replaying: str | None) -> Reply:
+    """/price in the console: every offline price."""
+    shown = " · ".join(f"{e(a)} {e(fmt(p))}" for a, p in prices.items() if a != "USDT")
+    lines = [f"<b>Offline prices</b> (USDT): {shown}"]
+    if replaying:
+        lines.append(f"Replaying {e(replaying)}; /price BTC 100000 stops it.")
+    lines.append("Set one with /price BTC 60000; replay a crash with /price replay march2020.")
+    return Reply("\n".join(lines))
+
+
+def price_set(asset: str, new: Decimal, old: Decimal | None, stopped: bool, desk: DeskRules) -> Reply:
+    """/price BTC 40000: what changed and when the bot acts on it."""
+    a = e(asset)
+    change = f" (was {e(fmt(old))}: {e(_signed_pct(new / old - 1))})" if old else ""
+    lines = [f"{a} is now {e(fmt(new))} USDT{change}."]
+    if stopped:
+        lines.append("The replay is stopped; the other prices stay where it left them.")
+    lines.append(f"The bot reads it at its next price poll (about a second): a warning or margin call follows at "
+                 f"once; a move of more than {e(pct(desk.price_jump))} must hold for {desk.price_confirm_seconds} s "
+                 "before it can liquidate.")
+    if old and (new > old * desk.price_band or new * desk.price_band < old):
+        lines.append(f"Note: a price more than {e(fmt(desk.price_band))}× away from the last accepted one is "
+                     "refused as a bad tick however long it stays; move it in steps.")
+    return Reply("\n".join(lines))
+
+
+def replay_started(name: str, title: str, speed: Decimal, lead: str, low: Decimal, low_in: float) -> Reply:
+    """/price replay march2020: what will happen, and how soon."""
+    minutes = f"{round(low_in / 60)} min" if low_in >= 90 else f"{max(1, round(low_in))} s"
+    return Reply(f"Replaying <b>{e(title)}</b> at {e(fmt(speed))}× ({e(_pace(speed))}), starting from today's "
+                 f"prices: BTC and ETH move as they moved then, other coins follow BTC, stablecoins stay at 1. "
+                 f"{e(lead)}'s low ({e(_signed_pct(low))}) comes in about {minutes}. Price notes appear as it "
+                 "runs; /price BTC 100000 stops it.")
+
+
+def _signed_pct(x: Decimal) -> str:
+    return f"{(x * 100).quantize(Decimal('0.1')):+}%".replace("-", "−")
+
+
+def _pace(speed: Decimal) -> str:
+    hour = Decimal(3600) / speed
+    if hour >= 60:
+        return f"an hour of history every {fmt(round(hour / 60, 1))} min"
+    return f"an hour of history every {fmt(round(hour, 1))} s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bot.render.common import Reply, amt, e, ltv_text, price
+from bot.render.common import Reply, amount, e, ltv_text, price
 from bot.service.views import PositionView
 from domain.money import pct
 
@@ -22,10 +22,10 @@ def board(views: list[PositionView], prices: dict[str, Decimal]) -> Reply:
 def line(v: PositionView, prices: dict[str, Decimal]) -> str:
     """One position on the board: LTV, distance to margin call, debt (and the status when no longer open)."""
     if v.status not in ("open", "overdue"):
-        return f"#{v.id} user {e(v.owner)}: {e(v.status.replace('_', ' '))} · debt {amt(v.debt)} " \
-               f"{e(v.loan_asset)}"
+        return f"#{v.id} user {e(v.owner)}: {e(v.status.replace('_', ' '))} · debt " \
+               f"{amount(v.debt, v.loan_asset, up=True)}"
     return (f"#{v.id} user {e(v.owner)}: LTV <b>{ltv_text(v.ltv)}</b> · {_gap(v, prices)} · "
-            f"debt {amt(v.debt)} {e(v.loan_asset)}")
+            f"debt {amount(v.debt, v.loan_asset, up=True)}")
 
 
 def _gap(v: PositionView, prices: dict[str, Decimal]) -> str:

@@ -4,6 +4,7 @@ tap is read back. Nothing is trusted: the data is authorised again on the server
     c:<token>   Confirm a preview          x:<token>   Cancel it
     pa:<id>     Add collateral (push)      pr:<id>     Repay (push)      pv:<id>   View (push)
     bl:<ASSET>  guided borrow: the loan    bc:<ASSET>  the collateral    bt:<pct> the target LTV
+    bp:FLEX|<days>  guided borrow: Flexible, or a Fixed term
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import re
 from dataclasses import dataclass
 
 ADD, REPAY, VIEW = "pa", "pr", "pv"
-LOAN, COLLATERAL, TARGET = "bl", "bc", "bt"
+LOAN, COLLATERAL, TARGET, PRODUCT = "bl", "bc", "bt", "bp"
+FLEX = "FLEX"
 _ID = re.compile(r"^[1-9]\d{0,8}$")  # a position id: at most 9 digits (no overflow in any database)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
 _VALUE = re.compile(r"^[A-Z0-9]{1,10}$")
@@ -36,7 +38,7 @@ class PushButton:
 
 @dataclass(frozen=True)
 class Guide:
-    step: str  # LOAN | COLLATERAL | TARGET
+    step: str  # LOAN | PRODUCT | COLLATERAL | TARGET
     value: str
 
 
@@ -50,7 +52,7 @@ def decode(data: str) -> Tap:
         return Confirm(value) if kind == "c" else Cancel(value)
     if kind in (ADD, REPAY, VIEW) and _ID.match(value):
         return PushButton(kind, int(value))
-    if kind in (LOAN, COLLATERAL, TARGET) and _VALUE.match(value):
+    if kind in (LOAN, PRODUCT, COLLATERAL, TARGET) and _VALUE.match(value):
         return Guide(kind, value)
     return None
 

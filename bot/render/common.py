@@ -11,11 +11,12 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from bot.render import buttons
 from bot.service.store import Preview
-from domain.money import fmt, pct, round_down
+from domain.markets import Catalog, load_catalog
+from domain.money import fmt, pct, round_down, round_up
 
 LIMIT = 4000  # under Telegram's 4,096, leaving room for entity overhead
 Buttons = list[list[tuple[str, str]]]
@@ -44,6 +45,50 @@ def e(value: object) -> str:
 
 def amt(x: Decimal, places: int = 8) -> str:
     return e(fmt(round_down(x, places)))
+
+
+_DISPLAY: dict[str, int] = {}
+
+
+def use_catalog(catalog: Catalog) -> None:
+    """Show amounts at this catalog's display precision (the composition root calls it once)."""
+    _DISPLAY.clear()
+    _DISPLAY.update({a: catalog.display(a) for a in catalog.assets})
+
+
+def places(asset: str) -> int:
+    """Decimals shown for ``asset``: USDT 2, BTC 8 with the shipped catalog."""
+    if not _DISPLAY:
+        use_catalog(load_catalog(None))
+    return _DISPLAY.get(asset, 8)
+
+
+def amount(x: object, asset: str, *, unit: bool = True, up: bool = False) -> str:
+    """An amount as people read it: at the asset's display precision (rounded down, or ``up`` for what is
+    owed), a tiny non-zero one with two significant digits instead of ``0``; ``x`` may be event text."""
+    try:
+        value = x if isinstance(x, Decimal) else Decimal(str(x))
+    except (InvalidOperation, ValueError):
+        return e(x)
+    if not value.is_finite():
+        return e(x)
+    p = places(asset)
+    if value and abs(value) < Decimal(1).scaleb(-p):
+        p = min(8, -value.adjusted() + 1)
+    shown = round_up(value, p) if up else round_down(value, p)
+    return e(fmt(shown) + (f" {asset}" if unit else ""))
+
+
+def price_of(x: object) -> str:
+    """A price from an event or a replay: at least 2 decimals, 6 significant digits (``76667.36``)."""
+    try:
+        value = x if isinstance(x, Decimal) else Decimal(str(x))
+    except (InvalidOperation, ValueError):
+        return e(x)
+    if not value.is_finite() or value <= 0:
+        return e(x)
+    p = max(2, 5 - value.adjusted())
+    return e(fmt(value.quantize(Decimal(1).scaleb(-p))))
 
 
 def price(x: Decimal | None) -> str:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.render.answers import collateral_text, position_lines
-from bot.render.common import Reply, amt, confirm_buttons, e, ltv_text, price
+from bot.render.common import Reply, amount, confirm_buttons, e, ltv_text, price
 from bot.render.termsheet import term_sheet_lines
 from bot.service.loans import Outcome, Shown
 from bot.service.usecases import (
@@ -35,14 +35,14 @@ HIGH_APR = Decimal("0.5")  # an operator's rate above 50% APR gets a warning in 
 def _borrow(s: Shown, a: Borrow) -> list[str]:
     b = s.borrow
     if b is None:
-        return [f"<b>Borrow {amt(a.amount)} {e(a.loan)}</b>"]
-    loan = e(b.request.loan_asset)
+        return [f"<b>Borrow {amount(a.amount, a.loan)}</b>"]
     coll = {k: v for k, v in b.request.collateral.items() if v}
     against = f"against {collateral_text(coll)}" if coll else "with no more collateral"
-    lines = [f"<b>Borrow {amt(b.request.amount)} {loan}</b> {against}"]
+    lines = [f"<b>Borrow {amount(b.request.amount, b.request.loan_asset)}</b> {against}"]
     if b.existing:
         lines.append(f"This adds to your open position #{b.existing}: together "
-                     f"{amt(b.debt_after)} {loan} against {collateral_text(b.collateral_after)}.")
+                     f"{amount(b.debt_after, b.request.loan_asset, up=True)} against "
+                     f"{collateral_text(b.collateral_after)}.")
     if a.target is not None:
         whole = " on the whole position" if b.existing else ""
         lines.append(f"Collateral sized for {e(pct(a.target))} LTV{whole}.")
@@ -53,16 +53,17 @@ def _borrow(s: Shown, a: Borrow) -> list[str]:
     lines += [f"LTV after: <b>{e(pct(b.ltv))}</b> (limit {e(pct(b.thresholds.initial))}, margin call "
               f"{e(pct(b.thresholds.margin_call))}, liquidation {e(pct(b.thresholds.liquidation))})", triggers]
     if b.fixed_interest is not None and b.expires_at is not None:
-        lines.append(f"Fixed interest: {amt(b.fixed_interest)} {loan}, taken up front "
+        lines.append(f"Fixed interest: {amount(b.fixed_interest, b.request.loan_asset, up=True)}, taken up front "
                      f"(APR {e(fmt(b.apr * 100))}%)")
-        lines.append(f"You receive {amt(b.receive)} {loan} in Spot.")
+        lines.append(f"You receive {amount(b.receive, b.request.loan_asset)} in Spot.")
         lines.append(f"Expires {e(b.expires_at.strftime('%Y-%m-%d %H:%M UTC'))}; you owe "
-                     f"{amt(b.debt_after)} {loan} then.")
+                     f"{amount(b.debt_after, b.request.loan_asset, up=True)} then.")
     else:
-        lines.append(f"Interest: {amt(b.hourly_interest)} {loan}/hour, {amt(b.daily_interest)} {loan}/day "
+        lines.append(f"Interest: {amount(b.hourly_interest, b.request.loan_asset, up=True)}/hour, "
+                     f"{amount(b.daily_interest, b.request.loan_asset, up=True)}/day "
                      f"(APR {e(fmt(b.apr * 100))}%, {'variable' if b.variable_rate else 'fixed'}, "
                      "charged at every full hour)")
-        lines.append(f"You receive {amt(b.receive)} {loan} in Spot.")
+        lines.append(f"You receive {amount(b.receive, b.request.loan_asset)} in Spot.")
     return lines + [e(n) for n in b.notes]
 
 
@@ -71,21 +72,23 @@ def _on_position(title: str) -> Callable[[Shown, Any], list[str]]:
         head = f"<b>{title}</b> #{a.pid}"
         before = s.before
         if isinstance(a, AddCollateral | WithdrawCollateral):
-            head += f": {amt(a.amount)} {e(a.asset or (before.single_collateral if before else '') or '')}"
+            head += f": {amount(a.amount, a.asset or (before.single_collateral if before else '') or '')}"
             if isinstance(a, AddCollateral) and a.source == "earn":
                 head += " from Earn (it keeps earning)"
         elif isinstance(a, Repay) and before is not None:
             pay = before.debt if a.amount is None else min(a.amount, before.debt)
-            head += f": {amt(pay)} {e(before.loan_asset)}"
+            head += f": {amount(pay, before.loan_asset, up=True)}"
             if a.amount is not None and a.amount > before.debt:
-                head += f" (you asked for {amt(a.amount)}; {amt(before.debt)} is everything owed)"
+                head += (f" (you asked for {amount(a.amount, before.loan_asset, unit=False)}; "
+                         f"{amount(before.debt, before.loan_asset, unit=False, up=True)} is everything owed)")
         out = [head]
         if s.quote is not None:
             q = s.quote
-            out.append(f"Sell {amt(q.sell)} {e(q.asset)} at {e(fmt(q.rate.quantize(Decimal('0.00000001'))))} "
-                       f"to repay {amt(q.repay)}. Quote valid {q.expires.strftime('%H:%M:%S')} UTC (15 s).")
+            out.append(f"Sell {amount(q.sell, q.asset)} at {e(fmt(q.rate.quantize(Decimal('0.00000001'))))} "
+                       f"to repay {amount(q.repay, before.loan_asset if before else '', up=True)}. "
+                       f"Quote valid {q.expires.strftime('%H:%M:%S')} UTC (15 s).")
         if before is not None:
-            out.append(f"Now: LTV {ltv_text(before.ltv)}, debt {amt(before.debt)} {e(before.loan_asset)}")
+            out.append(f"Now: LTV {ltv_text(before.ltv)}, debt {amount(before.debt, before.loan_asset, up=True)}")
         after = s.after
         if after is not None and after.status in ("closed", "liquidated") and before is not None:
             back = dict(before.collateral)
@@ -103,12 +106,12 @@ def _on_position(title: str) -> Callable[[Shown, Any], list[str]]:
 
 def _transfer(s: Shown, a: Transfer) -> list[str]:
     where = "Spot → Earn" if a.to == "earn" else "Earn → Spot"
-    return [f"<b>Move {amt(a.amount)} {e(a.asset)}</b> {where}"]
+    return [f"<b>Move {amount(a.amount, a.asset)}</b> {where}"]
 
 
 def _funds(s: Shown, a: Credit | Debit) -> list[str]:
     verb, title = ("to", "Credit") if isinstance(a, Credit) else ("from", "Debit")
-    return [f"<b>{title}</b> {amt(a.amount)} {e(a.asset)} {verb} user {e(a.user)}'s Spot"]
+    return [f"<b>{title}</b> {amount(a.amount, a.asset)} {verb} user {e(a.user)}'s Spot"]
 
 
 def _set_rate(s: Shown, a: SetRate) -> list[str]:
@@ -151,13 +154,13 @@ def outcome(o: Outcome) -> Reply:
         return Reply(e(o.message))
     if isinstance(a, Credit | Debit):
         verb = "Credited" if isinstance(a, Credit) else "Debited"
-        return Reply(f"Done. {verb} {amt(a.amount)} {e(a.asset)} (user {e(a.user)}).")
+        return Reply(f"Done. {verb} {amount(a.amount, a.asset)} (user {e(a.user)}).")
     if isinstance(a, IssueTermSheet):
         return Reply(f"Done. The term sheet is issued to user {e(a.user)}; they see it with /terms.")
     if isinstance(a, SetRate):
         return Reply(f"Done. {e(a.asset)} flexible APR is {e(fmt(a.apr * 100))}% from the next full hour.")
     if isinstance(a, Transfer):
-        return Reply(f"Done. Moved {amt(a.amount)} {e(a.asset)} to {'Earn' if a.to == 'earn' else 'Spot'}. "
+        return Reply(f"Done. Moved {amount(a.amount, a.asset)} to {'Earn' if a.to == 'earn' else 'Spot'}. "
                      "See /wallet.")
     if isinstance(a, ResumeLiquidations):
         return Reply("Done. Liquidations run again from the next price update.")

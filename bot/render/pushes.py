@@ -14,12 +14,13 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.render.common import Buttons, Reply, e
+from bot.render.common import Buttons, Reply, amount, e, price_of
 from domain.events import Event
 from domain.money import pct
 
 SILENT = frozenset({"borrowed", "closed", "collateral_added", "collateral_withdrawn", "repaid",
-                    "expiry_options_set", "term_sheet_issued"})  # the borrower's own actions: already answered
+                    "expiry_options_set", "term_sheet_issued",
+                    "transferred"})  # the borrower's own actions: already answered
 DESK_KINDS = frozenset({"margin_call", "margin_call_reminder", "liquidated", "shortfall"})
 OPERATOR_KINDS = frozenset({"prices_stale", "prices_recovered"})
 ACT = "Add collateral or repay now to lower the LTV."
@@ -45,7 +46,7 @@ def ltv(value: object) -> str:
 def amounts(m: object) -> str:
     if not isinstance(m, Mapping) or not m:
         return "none"
-    return " + ".join(f"{e(v)} {e(a)}" for a, v in m.items())
+    return " + ".join(amount(v, str(a)) for a, v in m.items())
 
 
 def loan_asset(d: Mapping[str, Any]) -> str:
@@ -60,17 +61,17 @@ def _prices(d: Mapping[str, Any]) -> str:
     prices = d.get("prices")
     if not isinstance(prices, Mapping):
         return ""
-    return ", ".join(f"{e(a)} {e(p)}" for a, p in prices.items() if a != "USDT")
+    return ", ".join(f"{e(a)} {price_of(p)}" for a, p in prices.items() if a != "USDT")
 
 
 def body(ev: Event) -> list[str]:
     """The lines under the title."""
     d = ev.data
-    asset = e(loan_asset(d))
+    asset = loan_asset(d)
     if ev.type in ("warning", "margin_call", "margin_call_reminder", "margin_call_cleared"):
         lines = [f"LTV <b>{ltv(d.get('ltv'))}</b> (margin call {ltv(d.get('margin_call_ltv'))}, "
                  f"liquidation {ltv(d.get('liquidation_ltv'))})",
-                 f"Debt: {e(d.get('debt'))} {asset} · Collateral: {amounts(d.get('collateral'))}",
+                 f"Debt: {amount(d.get('debt'), asset, up=True)} · Collateral: {amounts(d.get('collateral'))}",
                  f"Prices: {_prices(d)} USDT"]
         if ev.type == "margin_call_cleared":
             return [*lines, "Nothing to do; keep an eye on it."]
@@ -80,33 +81,35 @@ def body(ev: Event) -> list[str]:
     if ev.type == "liquidated":
         why = " (overdue fixed loan)" if d.get("reason") == "overdue" else ""
         return [f"Liquidated at LTV <b>{ltv(d.get('ltv'))}</b>{why}.",
-                f"Sold {amounts(d.get('collateral_sold'))} to repay {e(d.get('debt_repaid'))} {asset}; "
+                f"Sold {amounts(d.get('collateral_sold'))} to repay {amount(d.get('debt_repaid'), asset)}; "
                 f"fee {amounts(d.get('fee'))}.",
                 f"Returned to your Spot wallet: {amounts(d.get('returned'))}.", f"Prices: {_prices(d)} USDT"]
     if ev.type == "shortfall":
-        return [f"The collateral did not cover the debt: {e(d.get('debt_outstanding'))} {asset} is still owed "
+        return [f"The collateral did not cover the debt: {amount(d.get('debt_outstanding'), asset, up=True)} is "
+                "still owed "
                 "and keeps accruing interest.", "Repay it from Spot with /repay."]
     if ev.type == "expiry_reminder":
-        return [f"Debt {e(d.get('debt'))} {asset}, due {e(str(d.get('expires_at', ''))[:16])} UTC "
+        return [f"Debt {amount(d.get('debt'), asset, up=True)}, due {e(str(d.get('expires_at', ''))[:16])} UTC "
                 f"({e(d.get('hours'))} h).", "Repay before expiry, or keep Spot funded for auto-repay."]
     if ev.type == "late_fee":
-        return [f"Hour {e(d.get('hour'))} overdue: fee {e(d.get('fee'))} {asset}; debt now {e(d.get('debt'))} "
-                f"{asset}.", "Repay now: after 24 hours overdue the collateral is liquidated."]
+        return [f"Hour {e(d.get('hour'))} overdue: fee {amount(d.get('fee'), asset, up=True)}; debt now "
+                f"{amount(d.get('debt'), asset, up=True)}.",
+                "Repay now: after 24 hours overdue the collateral is liquidated."]
     if ev.type == "protection":
         verb = "Added collateral" if d.get("mode") == "topup" else "Repaid"
         return [f"{verb}: {amounts(d.get('moved'))}. LTV {ltv(d.get('ltv_before'))} → <b>{ltv(d.get('ltv'))}</b> "
                 f"(trigger {ltv(d.get('trigger'))}, target {ltv(d.get('target'))}).",
                 f"Prices: {_prices(d)} USDT · actions left today: {e(d.get('actions_left_today'))}"]
     if ev.type == "price_alert":
-        return [f"{e(d.get('asset'))} is at {e(d.get('price'))} USDT, {ltv(d.get('distance'))} above the "
-                f"margin-call price {e(d.get('margin_call_price'))} (LTV {ltv(d.get('ltv'))}).", ACT]
+        return [f"{e(d.get('asset'))} is at {price_of(d.get('price'))} USDT, {ltv(d.get('distance'))} above the "
+                f"margin-call price {price_of(d.get('margin_call_price'))} (LTV {ltv(d.get('ltv'))}).", ACT]
     if ev.type == "rate_changed":
         return [f"{e(d.get('asset'))} flexible APR is now {e(_apr(d.get('apr')))} from "
                 f"{e(str(d.get('effective_from', ''))[:16])} UTC."]
     if ev.type == "digest":
         rows = d.get("positions") or []
         return [f"#{e(r['id'])}: LTV {ltv(r['ltv']) if r.get('ltv') else 'unknown (no fresh price)'} · "
-                f"debt {e(r['debt'])} {e(r['asset'])} · {_to_margin_call(r)}" for r in rows] or [
+                f"debt {amount(r['debt'], str(r['asset']), up=True)} · {_to_margin_call(r)}" for r in rows] or [
             "No open positions."]
     if ev.type in OPERATOR_KINDS:
         return [e(d.get("message", ""))]

@@ -51,6 +51,11 @@ class Draft:
     loan: str | None = None
     collateral: str | None = None
     amount: str | None = None
+    product: str | None = None  # "flexible" or "fixed:<days>"; None: not chosen yet
+
+    @property
+    def term_days(self) -> int | None:
+        return int(self.product.split(":")[1]) if self.product and self.product.startswith("fixed:") else None
 
 
 class BotTables:
@@ -86,7 +91,7 @@ class BotTables:
 
     def draft(self, owner: str) -> Draft | None:
         r = self._db().execute(select(drafts).where(drafts.c.owner == owner)).mappings().first()
-        return None if r is None else Draft(r["loan"], r["collateral"], r["amount"])
+        return None if r is None else Draft(r["loan"], r["collateral"], r["amount"], r["product"])
 
     def save_draft(self, owner: str, d: Draft | None) -> None:
         self._db().execute(delete(drafts).where(drafts.c.owner == owner))

@@ -296,23 +296,43 @@ def to_json(r: BacktestResult, series: bool = True) -> dict[str, Any]:
     return out
 
 
+def _when(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _price(x: Decimal) -> str:
+    """A price as people read it: cents above 1, six significant digits below."""
+    places = max(2, 5 - x.adjusted()) if x > 0 else 2
+    return fmt(x.quantize(Decimal(1).scaleb(-min(places, PRICE_PLACES))))
+
+
 def describe(r: BacktestResult) -> list[str]:
-    """Plain-text lines for a person."""
+    """Plain-text lines for a person. Levels crossed in the same step (a candle that jumps past several) say
+    so, and the margin-call count says why it is zero when the LTV went straight to liquidation."""
     def mark(m: Mark | None) -> str:
         if m is None:
             return "never"
-        return f"{iso(m.time)} at {r.watched} {fmt(m.price)} (LTV {pct(m.ltv)})"
+        return f"{_when(m.time)} at {r.watched} {_price(m.price)} (LTV {pct(m.ltv)})"
 
+    def same(m: Mark | None, later: Mark | None, what: str) -> str:
+        return f"  — the same step as the {what}" if m is not None and later is not None and m.time == later.time \
+            else ""
+
+    warned, called, gone = r.first_warning, r.first_margin_call, r.liquidation
+    th = r.thresholds
+    alerts = f"Margin-call alerts sent: {r.margin_call_alerts}"
+    if r.margin_call_alerts == 0 and called is not None and gone is not None and called.time == gone.time:
+        alerts += " (the LTV went past the margin call straight to liquidation: no time for an alert)"
     apr = f"{pct(r.apr)} APR" if r.apr is not None else "the desk's rate model"
     lines = [f"Backtest: {fmt(r.loan_amount)} {r.loan_asset} against {fmt(r.collateral_amount)} "
-             f"{r.collateral_asset}, {iso(r.start.time)} → {iso(r.end)}, {apr}",
-             f"Start:            {mark(r.start)}",
-             f"First warning:    {mark(r.first_warning)}  (≥ {pct(r.warning_ltv)})",
-             f"First margin call: {mark(r.first_margin_call)}  (≥ {pct(r.thresholds.margin_call)})",
-             f"Liquidation:      {mark(r.liquidation)}  (≥ {pct(r.thresholds.liquidation)})",
-             f"Maximum LTV:      {mark(r.max_ltv)}",
-             f"Margin-call alerts: {r.margin_call_alerts}",
-             f"Interest:         {fmt(r.interest)} {r.loan_asset}"]
+             f"{r.collateral_asset}, {_when(r.start.time)} → {_when(r.end)}, {apr}",
+             f"Start:             {mark(r.start)}",
+             f"First warning:     {mark(warned)}  (≥ {pct(r.warning_ltv)})" + same(warned, called, "margin call"),
+             f"First margin call: {mark(called)}  (≥ {pct(th.margin_call)})" + same(called, gone, "liquidation"),
+             f"Liquidation:       {mark(gone)}  (≥ {pct(th.liquidation)})",
+             f"Maximum LTV:       {mark(r.max_ltv)}",
+             alerts,
+             f"Interest:          {fmt(round_up(r.interest, 8))} {r.loan_asset}"]
     returned = ", ".join(f"{fmt(v)} {a}" for a, v in r.returned.items()) or "nothing"
     if r.outcome == "survived":
         lines.append(f"Survived. Repaid at the end; returned {returned} "

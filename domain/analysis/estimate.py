@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from domain.errors import Rejected
 from domain.markets import Catalog
-from domain.money import ONE, fmt, pct, round_up
+from domain.money import ONE, fmt, pct, round_down, round_up
 from domain.rates import DAYS_PER_YEAR, HOURS_PER_YEAR
 
 RATE_RISES = (Decimal("0.02"), Decimal("0.05"))  # "what if the flexible APR rises by 2 / 5 points"
@@ -48,7 +48,7 @@ class Estimate:
     fixed: FixedCost | None
     longest_term: int | None  # set when no Fixed term covers ``days``
     cheaper: str  # "flexible" | "fixed" | "same"
-    places: int  # the asset's precision, for display
+    places: int  # the asset's display precision (``Catalog.display``): USDT 2, BTC 8
 
 
 def flexible_interest(amount: Decimal, apr: Decimal, days: int) -> Decimal:
@@ -95,13 +95,13 @@ def estimate(catalog: Catalog, amount: Decimal, asset: str, days: int, flexible_
         f, x = round_up(flex.interest, places), round_up(fixed.interest, places)
         cheaper = "flexible" if f < x else "fixed" if x < f else "same"
     return Estimate(amount, asset, days, flex, higher, fixed, None if covering else (terms[-1] if terms else None),
-                    cheaper, places)
+                    cheaper, catalog.display(asset))
 
 
 def describe_estimate(e: Estimate) -> list[str]:
-    """Plain-text lines for a person; costs rounded up to the asset's precision (what would be owed)."""
-    def money(x: Decimal) -> str:
-        return f"{fmt(round_up(x, e.places))} {e.asset}"
+    """Plain-text lines for a person; costs rounded up at the asset's display precision (what would be owed)."""
+    def money(x: Decimal, owed: bool = True) -> str:
+        return f"{fmt(round_up(x, e.places) if owed else round_down(x, e.places))} {e.asset}"
 
     lines = [f"Borrowing {fmt(e.amount)} {e.asset} for {e.days} days:",
              f"Flexible at {pct(e.flexible.apr)} APR (compounding hourly): {money(e.flexible.interest)}"]
@@ -113,11 +113,13 @@ def describe_estimate(e: Estimate) -> list[str]:
     else:
         f = e.fixed
         lines.append(f"Fixed {f.term_days}d at {pct(f.apr)} APR: {money(f.interest)} taken up front "
-                     f"(you receive {money(f.receive)}; no refund if you repay early).")
+                     f"(you receive {money(f.receive, owed=False)}; no refund if you repay early).")
         lines.append(f"  Repaid late: a fee of {money(f.late_fee_per_hour)} per hour, "
                      f"and liquidation after {f.grace_hours} h.")
-    if e.cheaper == "same":
+    if e.fixed is None:
+        lines.append("Only Flexible covers this horizon, so there is nothing to compare.")
+    elif e.cheaper == "same":
         lines.append("Both cost the same.")
     else:
-        lines.append(f"Cheaper: {e.cheaper}.")
+        lines.append(f"Cheaper: {e.cheaper} (if the flexible rate stays where it is).")
     return lines

@@ -57,8 +57,8 @@ class StressResult:
     thresholds: Thresholds
     warning_ltv: Decimal
     triggers: Sequence[Trigger]
-    add_collateral: Mapping[str, Decimal]  # any ONE of these (rounded up) brings the LTV back to initial
-    repay: Decimal  # or repay this much (rounded up), at the moved prices
+    add_collateral: Mapping[str, Decimal]  # any ONE of these (rounded up, display precision) gets back to initial
+    repay: Decimal  # or repay this much (rounded up at the loan asset's display precision), at the moved prices
 
     @property
     def safe_target(self) -> Decimal:
@@ -88,9 +88,10 @@ def stress(desk: Desk, position: Position, moves: Mapping[str, Decimal], prices:
     triggers = [Trigger(lot.asset, now_prices[lot.asset], lot.price,
                         price_at_ltv(debt, loan_price, lots, lot.asset, th.margin_call),
                         price_at_ltv(debt, loan_price, lots, lot.asset, th.liquidation)) for lot in lots]
+    # guidance for a person: rounded up at each asset's display precision (USDT 2, BTC 8), so it is enough
     add = {lot.asset: round_up(collateral_to_reach(debt, loan_price, lots, lot, th.initial),
-                               cat.precision(lot.asset)) for lot in lots}
-    repay = round_up(debt_to_reach(debt, loan_price, lots, th.initial), cat.precision(position.loan_asset))
+                               cat.display(lot.asset)) for lot in lots}
+    repay = round_up(debt_to_reach(debt, loan_price, lots, th.initial), cat.display(position.loan_asset))
     warning = desk.warning_level(position)
     return StressResult(position.id, position.loan_asset, dict(moves), debt,
                         ltv(debt, now_prices[position.loan_asset], lots_now), ltv_after,

@@ -57,6 +57,8 @@ def test_borrow_at_a_target_ltv_and_the_guided_flow(bot: Harness) -> None:
     ask = bot.say(ANN, "/borrow")
     assert "What do you want to borrow?" in ask["plain"]
     ask = bot.tap_and_reply(ANN, ask, "bl:USDT")
+    assert "How do you want to borrow USDT?" in ask["plain"]
+    ask = bot.tap_and_reply(ANN, ask, "bp:FLEX")
     ask = bot.tap_and_reply(ANN, ask, "bc:BTC")
     assert "How much USDT" in ask["plain"]
     ask = bot.say(ANN, "1000")

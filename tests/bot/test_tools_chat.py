@@ -66,7 +66,7 @@ def test_stress_and_estimate_answer_with_the_right_numbers(bot: Harness) -> None
     assert "add 0.0989011 BTC, or repay 2700 USDT" in stressed
     assert "LTV 60.0% → 60.0%" in bot.say(ANN, "/stress 1 BTC +0%")["plain"]
     assert "has no ETH" in bot.say(ANN, "/stress 1 ETH -30%")["plain"]
-    assert "with its sign" in bot.say(ANN, "/stress 1 30%")["plain"]
+    assert "needs a direction: -30% for a fall, +30% for a rise" in bot.say(ANN, "/stress 1 30%")["plain"]
     assert "cannot fall by 100.0%" in bot.say(ANN, "/stress 1 -100%")["plain"]
 
     est = bot.say(ANN, "/estimate 1,000 usdt 30d")["plain"]
@@ -83,8 +83,8 @@ def test_backtest_replays_march_2020_and_sends_the_chart(bot: Harness) -> None:
     text = message["plain"]
     assert "#1 through March 2020" in text
     # BTC path scaled to 50,000: margin call from 2020-03-12T10:00 (87.7%), liquidated at 20:00 (91.8%)
-    assert "2020-03-12T10:00:00Z at BTC 34232.24588893 (LTV 87.7%)" in text
-    assert "Liquidation:      2020-03-12T20:00:00Z" in text and "Liquidated." in text
+    assert "2020-03-12 10:00 UTC at BTC 34232.25 (LTV 87.7%)" in text
+    assert "Liquidation:       2020-03-12 20:00 UTC" in text and "Liquidated." in text
     assert photo["photo_size"] is not None and "liquidated" in photo["plain"]
     assert "march2020, may2021" in bot.say(ANN, "/backtest 1 june2022")["plain"]
     assert "no position #9" in bot.say(ANN, "/backtest 9 may2021")["plain"]

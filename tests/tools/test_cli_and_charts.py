@@ -30,8 +30,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_text_report_names_the_margin_call_and_liquidation_hours(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*BASE, "--prices", MARCH, "--apr", "0"]) == 0
     out = capsys.readouterr().out
-    assert "First margin call: 2020-03-13T00:00:00Z at BTC 4654.72 (LTV 85.9%)" in out
-    assert "Liquidation:      2020-03-13T01:00:00Z at BTC 4130.64 (LTV 96.8%)" in out
+    assert "First margin call: 2020-03-13 00:00 UTC at BTC 4654.72 (LTV 85.9%)" in out
+    assert "Liquidation:       2020-03-13 01:00 UTC at BTC 4130.64 (LTV 96.8%)" in out
 
 
 def test_json_output_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

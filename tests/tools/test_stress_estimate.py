@@ -104,7 +104,16 @@ def test_thirty_days_flexible_against_the_thirty_day_fixed_term() -> None:
     assert e.fixed.late_fee_per_hour.quantize(D("1e-8")) == D("0.02226027")
     assert e.cheaper == "flexible"
     text = "\n".join(describe_estimate(e))
-    assert "4.11803321 USDT" in text and "5.34246576 USDT" in text and "Cheaper: flexible" in text
+    # shown at USDT's display precision (2 decimals), rounded up: what would be owed
+    assert "4.12 USDT" in text and "5.35 USDT" in text and "Cheaper: flexible" in text
+    assert "you receive 994.65 USDT" in text  # what is paid out rounds down
+
+
+def test_a_horizon_no_fixed_term_covers_names_no_cheaper_option() -> None:
+    e = estimate(load_catalog(), D(1000), "USDT", 400, None, NOW)
+    text = "\n".join(describe_estimate(e))
+    assert e.fixed is None and "no term covers 400 days (longest: 180 days)" in text
+    assert "Cheaper" not in text and "Only Flexible covers this horizon" in text
 
 
 def test_the_nearest_fixed_term_at_or_above_the_horizon_is_used() -> None:
