@@ -1,0 +1,124 @@
+"""The fakes' HTTP plumbing takes the load it is used for: keep-alive, a real backlog, every method, prompt close."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from tests.fakes._http import FakeHTTPServer, Request, Response
+from tests.fakes.exchange import FakeExchange
+
+
+class Echo(FakeHTTPServer):
+    """Answers every request with what it saw."""
+
+    def handle(self, request: Request) -> Response:
+        return Response.json(200, {"method": request.method, "path": request.path, "body": request.body.decode()})
+
+
+def test_a_hundred_concurrent_requests_are_served_over_keep_alive_without_a_reset() -> None:
+    with FakeExchange({"BTC": "50000"}) as ex:
+        ex.hang(0.3)  # every request is held, so all hundred are in the server at once
+
+        async def burst(client: httpx.AsyncClient, n: int) -> list[httpx.Response]:
+            return await asyncio.gather(*(client.get(f"{ex.url}/api/v3/ticker/price") for _ in range(n)))
+
+        async def scenario() -> tuple[list[httpx.Response], list[httpx.Response], float]:
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+                started = time.monotonic()
+                first = await burst(client, 100)
+                held = time.monotonic() - started
+                ex.hang(0)
+                # Again on the pooled connections; only 25, because httpcore's pool scans every idle connection
+                # for every waiting request (a hundred on a hundred takes seconds on the client side alone).
+                again = await burst(client, 25)
+                return first, again, held
+
+        first, again, held = asyncio.run(scenario())
+        accepted = ex.connections_accepted
+    assert [r.status_code for r in first + again] == [200] * 125
+    assert {r.http_version for r in first + again} == {"HTTP/1.1"}
+    assert all("close" not in r.headers.get("connection", "") for r in first + again)
+    assert first[0].json() == [{"symbol": "BTCUSDT", "price": "50000.00000000"}]
+    assert held < 2.0  # served side by side (one after the other would take 30 s)
+    assert ex.hits == 125
+    assert accepted == 100  # the second burst reused the first one's connections
+
+
+def test_close_returns_promptly_with_idle_keep_alive_connections_open() -> None:
+    before = set(threading.enumerate())
+    ex = FakeExchange({"BTC": "1"}).start()
+
+    async def scenario() -> float:
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+        async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+            ex.hang(0.1)
+            responses = await asyncio.gather(*(client.get(f"{ex.url}/api/v3/ticker/price") for _ in range(20)))
+            assert [r.status_code for r in responses] == [200] * 20
+            assert ex.connections_accepted == 20  # twenty idle connections now wait in the pool
+            started = time.monotonic()
+            await asyncio.to_thread(ex.close)  # while the client still holds them open
+            return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1.0  # not the 15-s idle timeout
+    assert set(threading.enumerate()) == before
+
+
+def test_every_method_reaches_handle_and_head_has_the_length_but_no_body() -> None:
+    with Echo() as echo, httpx.Client(base_url=f"http://127.0.0.1:{echo.port}", timeout=2) as client:
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            response = client.request(method, "/thing", content=b"x" if method != "GET" else None)
+            assert response.json() == {"method": method, "path": "/thing", "body": "" if method == "GET" else "x"}
+        head = client.head("/thing")
+        expected = json.dumps({"method": "HEAD", "path": "/thing", "body": ""}, separators=(",", ":"))
+        assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", str(len(expected)))
+        assert echo.connections_accepted == 1
+
+
+def test_the_exchange_refuses_and_counts_anything_but_get() -> None:
+    with FakeExchange({"BTC": "1"}) as ex, httpx.Client(base_url=ex.url, timeout=2) as client:
+        statuses = [client.request(m, "/api/v3/ticker/price").status_code
+                    for m in ("POST", "PUT", "DELETE", "PATCH", "HEAD", "POST")]
+        assert statuses == [405] * 6
+        assert client.get("/api/v3/ticker/price").status_code == 200
+        assert ex.refused == {"POST": 2, "PUT": 1, "DELETE": 1, "PATCH": 1, "HEAD": 1}
+        assert ex.hits == 7
+
+
+def _read_response(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    """One HTTP response off a raw socket, framed by its Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    while len(rest) < int(headers["content-length"]):
+        rest += sock.recv(4096)
+    return status, headers, rest
+
+
+def test_raw_keep_alive_and_connection_close_framing() -> None:
+    with Echo() as echo, socket.create_connection(("127.0.0.1", echo.port), timeout=2) as sock:
+        body: Any
+        for n in range(3):  # three requests, one connection
+            sock.sendall(f"POST /n{n} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi".encode())
+            status, headers, body = _read_response(sock)
+            assert status == "HTTP/1.1 200 OK" and "connection" not in headers
+            assert json.loads(body) == {"method": "POST", "path": f"/n{n}", "body": "hi"}
+        sock.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, body = _read_response(sock)
+        assert headers["connection"] == "close" and json.loads(body)["path"] == "/last"
+        assert sock.recv(1) == b""  # and the server closed it
+        with socket.create_connection(("127.0.0.1", echo.port), timeout=2) as old:
+            old.sendall(b"GET /old HTTP/1.0\r\n\r\n")  # HTTP/1.0 without keep-alive: one request
+            status, headers, body = _read_response(old)
+            assert headers["connection"] == "close" and old.recv(1) == b""
+        assert echo.connections_accepted == 2
