@@ -235,7 +235,7 @@ def test_a_silent_connection_is_given_up_after_the_idle_timeout(ex: FakeExchange
         async with streaming(ex, ["BTC"], rec, idle_timeout=0.2) as stream:
             started = time.monotonic()
             await until(lambda: ex.stream_connects == 2, timeout=2)
-            assert 0.2 <= time.monotonic() - started < 1.0
+            assert 0.2 <= time.monotonic() - started < 1.5
             assert stream.stats.failures == 1
 
     asyncio.run(scenario())
@@ -259,7 +259,7 @@ def test_close_returns_at_once_even_in_the_middle_of_a_long_backoff(ex: FakeExch
         await task
         return time.monotonic() - started
 
-    assert asyncio.run(scenario()) < 0.2
+    assert asyncio.run(scenario()) < 0.5
     assert ex.stream_refusals == 0  # it was waiting 15–30 s before trying again
 
 
