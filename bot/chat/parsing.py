@@ -33,14 +33,14 @@ class Usage(ValueError):
 def position_id(text: str, command: str) -> int:
     m = _ID.match(text.strip())
     if not m or int(m.group(1)) == 0:
-        raise Usage(f"'{text}' is not a position number.", command)
+        raise Usage(f"'{quoted(text)}' is not a position number.", command)
     return int(m.group(1))
 
 
 def user_id(text: str, command: str) -> str:
     """A Telegram user id (digits only) as the account key."""
     if not _USER.match(text.strip()):
-        raise Usage(f"'{text}' is not a Telegram user id (digits, like 123456789).", command)
+        raise Usage(f"'{quoted(text)}' is not a Telegram user id (digits, like 123456789).", command)
     return str(int(text.strip()))
 
 
@@ -55,7 +55,8 @@ def asset(text: str, known: Collection[str], command: str, role: str = "asset") 
     symbol = text.strip().upper()
     if symbol not in known:
         article = "an" if role[:1].lower() in "aeiou" else "a"
-        raise Usage(f"{text} is not {article} {role} of this desk (known: {', '.join(sorted(known))}).", command)
+        raise Usage(f"{quoted(text)} is not {article} {role} of this desk (known: {', '.join(sorted(known))}).",
+                    command)
     return symbol
 
 
@@ -66,7 +67,7 @@ def percent(text: str, command: str) -> Decimal:
     t = text.strip()
     m = _PCT.match(t)
     if not m:
-        raise Usage(f"'{text}' is not a percentage (write it like 50%).", command)
+        raise Usage(f"'{quoted(text)}' is not a percentage (write it like 50%).", command)
     value = Decimal(m.group(1))
     if not t.endswith("%") and 0 < value < 1:
         raise Usage(f"'{t}' is ambiguous: numbers here are percentages. Write {fmt(value * 100)}% if you mean "
@@ -82,7 +83,7 @@ def move(text: str, command: str) -> Decimal:
     t = text.strip()
     m = _MOVE.match(t)
     if not m:
-        raise Usage(f"'{text}' is not a price move; write it like -30% (a fall) or +10% (a rise).", command)
+        raise Usage(f"'{quoted(text)}' is not a price move; write it like -30% (a fall) or +10% (a rise).", command)
     sign, number, mark = m.groups()
     value = Decimal(number)
     if not sign:
@@ -99,7 +100,7 @@ def days(text: str, command: str) -> int:
     """``30d`` (or ``30``) → 30."""
     m = re.match(r"^(\d{1,4})d?$", text.strip(), re.IGNORECASE | re.ASCII)
     if not m or int(m.group(1)) == 0:
-        raise Usage(f"'{text}' is not a number of days, like 30d.", command)
+        raise Usage(f"'{quoted(text)}' is not a number of days, like 30d.", command)
     return int(m.group(1))
 
 
@@ -111,10 +112,15 @@ def need(args: Sequence[str], what: Sequence[str], command: str) -> None:
         raise Usage(f"Missing {listed}.", command)
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """Someone's input, quoted back in an answer: cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def extra(args: Sequence[str], count: int, command: str) -> None:
     """Raise ``Usage`` quoting what follows the first ``count`` arguments, if anything does."""
     if len(args) > count:
-        raise Usage(f"I did not understand '{' '.join(args[count:])}'.", command)
+        raise Usage(f"I did not understand '{quoted(' '.join(args[count:]))}'.", command)
 
 
 @dataclass
@@ -205,5 +211,5 @@ def borrow(args: Sequence[str], loans: Collection[str], collateral: Collection[s
         out.vip = True
         i += 1
     if i < len(toks):
-        raise Usage(f"I did not understand '{' '.join(toks[i:])}'.", "borrow")
+        raise Usage(f"I did not understand '{quoted(' '.join(toks[i:]))}'.", "borrow")
     return out

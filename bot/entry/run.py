@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
+from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application
 
@@ -80,6 +81,8 @@ async def run_app(app: Application[Any, Any, Any, Any, Any, Any], stop: asyncio.
     async with app:
         assert app.updater is not None and app.post_init is not None and app.post_shutdown is not None
         await app.post_init(app)
+        # chat_member updates are not sent unless asked for: they end a member's shares when they leave a group
+        polling.setdefault("allowed_updates", Update.ALL_TYPES)
         try:
             await app.updater.start_polling(**polling)
             await app.start()
