@@ -256,8 +256,8 @@ def banner(opts: Options, prices: dict[str, Decimal], funded: dict[str, Decimal]
     lines += [f"Offline prices: {shown} … (/price lists them all)", "",
               f"1. Borrow:   /borrow 500 {loan} with {fmt(qty)} {coll}   then type 1 to tap [1] Confirm",
               f"2. Drop the price:  {moves}",
-              "   or replay a real crash:  /price replay march2020 600   (or start with: loandesk console --replay "
-              "march2020 --speed 600)"]
+              "   or replay a real crash:  /price replay march2020   (an hour of history a second; or start with: "
+              "loandesk console --replay march2020 --speed 600)"]
     if opts.replay:
         lines.append(f"   {opts.replay} will replay at {fmt(Decimal(str(opts.speed)))}× from the moment you have an "
                      "open loan: borrow first, and watch the crash meet it.")
@@ -280,7 +280,8 @@ def register(sub: Any) -> None:
     c.add_argument("--prices", default=None, help="start prices, e.g. BTC=50000,ETH=3000 (default: built-in "
                                                   "offline prices for every asset; /price changes them)")
     c.add_argument("--replay", metavar="EVENT", default=None,
-                   help=f"replay a real crash from today's prices: {', '.join(EVENTS)}")
+                   help=f"replay a real crash from today's prices, from the moment you have an open loan: "
+                        f"{', '.join(EVENTS)}")
     c.add_argument("--speed", type=float, default=3600.0,
                    help="seconds of history per second for --replay (default 3600: an hour a second)")
     c.add_argument("--from", dest="start", metavar="ISO", default=None,

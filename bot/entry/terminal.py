@@ -207,7 +207,7 @@ class Terminal:
         return True
 
     async def _answer(self, p: Json, files: dict[str, bytes]) -> bool:
-        if p.get("text"):
+        if p.get("text") and str(p["text"]).rstrip(".") != "Done":  # "Done." follows as a message anyway
             self.print(f"({p['text']})")
         return True
 

@@ -168,9 +168,11 @@ def price_set(asset: str, new: Decimal, old: Decimal | None, stopped: bool, desk
     lines = [f"{a} is now {e(fmt(new))} USDT{change}."]
     if stopped:
         lines.append("The replay is stopped; the other prices stay where it left them.")
-    lines.append(f"The bot reads it at its next price poll (about a second): a warning or margin call follows at "
-                 f"once; a move of more than {e(pct(desk.price_jump))} must hold for {desk.price_confirm_seconds} s "
-                 "before it can liquidate.")
+    said = "The bot reads it at its next price poll (about a second): a warning or margin call follows at once"
+    if old and abs(new / old - 1) > desk.price_jump:
+        said += (f"; a move of more than {e(pct(desk.price_jump))} must hold for {desk.price_confirm_seconds} s "
+                 "before it can liquidate")
+    lines.append(said + ".")
     if old and (new > old * desk.price_band or new * desk.price_band < old):
         lines.append(f"Note: a price more than {e(fmt(desk.price_band))}× away from the last accepted one is "
                      "refused as a bad tick however long it stays; move it in steps.")

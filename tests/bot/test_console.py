@@ -102,13 +102,17 @@ def test_the_no_network_guard_does_refuse_other_addresses(tmp_path: Path) -> Non
 
 
 def test_a_piped_script_reads_like_a_conversation(tmp_path: Path) -> None:
-    out = transcript(tmp_path, "/borrow 30000 USDT with 1 BTC\n1\n/positions\n/repay 1 1.2.3\n/prce\n",
-                     "--prices", "BTC=50000,ETH=3000")
+    out = transcript(tmp_path, "/borrow 30000 USDT with 1 BTC\n1\n/positions\n/repay 1 1.2.3\n/prce\n"
+                     "/borrow 500 USDC with 0.5 ETH\n", "--prices", "BTC=50000,ETH=3000")
+    # the banner's example fits the prices given: 500 USDT on 0.02 BTC at 50,000 is 50%, not 100%
+    assert "1. Borrow:   /borrow 500 USDT with 0.02 BTC   then type 1 to tap [1] Confirm" in out
+    assert "/price BTC 31000 → an LTV warning" in out  # 500 / (0.02 × 31,000) = 80.6%
     assert "> /borrow 30000 USDT with 1 BTC" in out  # typed lines are echoed when piped
     assert "LTV after: 60.0%" in out and "[1] Confirm" in out
     assert "#1 flexible · open" in out
     assert "'1.2.3' is not an amount" in out
     assert "Did you mean /price?" in out
+    assert "Borrow 500 USDC against 0.5 ETH" in out and "No price" not in out  # every asset has a price
 
 
 def test_console_flags_are_checked_before_anything_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -85,7 +85,7 @@ def test_5_and_6_previews_say_what_will_actually_move(bot: Harness) -> None:
     assert "1 BTC returns to your wallet" in say(bot, ANN, "/close 1")
 
 
-def test_7_and_8_readme_promises_and_natural_phrasing(bot: Harness) -> None:
+def test_7_readme_promises_hold(bot: Harness) -> None:
     bot.say(ANN, "/faucet")
     confirm(bot, ANN, "/borrow 500 USDT against .02 BTC")  # 8: against, .02
     assert "#1 flexible · open" in say(bot, ANN, "#1")  # 7: #12 alone
@@ -94,6 +94,12 @@ def test_7_and_8_readme_promises_and_natural_phrasing(bot: Harness) -> None:
     for name in ("monitor", "share", "board"):
         assert f"/{name} works in a group" in say(bot, ANN, f"/{name}")
     assert "Did you mean /position?" in say(bot, ANN, "/positon 1")
+    assert "/price works only in the offline console (loandesk console)" in say(bot, ANN, "/price BTC 1")
+    assert "/price" not in say(bot, ANN, "/help")  # listed in the console only
+
+
+def test_8_natural_phrasing_is_understood(bot: Harness) -> None:
+    bot.say(ANN, "/faucet")
 
     preview = say(bot, ANN, "/borrow 5000 USDT with 0.1 BTC, 2 ETH fixed 30d")
     assert "against 0.1 BTC + 2 ETH" in preview and "Fixed interest" in preview

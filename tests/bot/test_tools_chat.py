@@ -67,7 +67,7 @@ def test_stress_and_estimate_answer_with_the_right_numbers(bot: Harness) -> None
     assert "LTV 60.0% → 60.0%" in bot.say(ANN, "/stress 1 BTC +0%")["plain"]
     assert "has no ETH" in bot.say(ANN, "/stress 1 ETH -30%")["plain"]
     assert "needs a direction: -30% for a fall, +30% for a rise" in bot.say(ANN, "/stress 1 30%")["plain"]
-    assert "cannot fall by 100.0%" in bot.say(ANN, "/stress 1 -100%")["plain"]
+    assert "A price cannot fall by 100% or more; try -90%." in bot.say(ANN, "/stress 1 -100%")["plain"]
 
     est = bot.say(ANN, "/estimate 1,000 usdt 30d")["plain"]
     assert "Borrowing 1000 USDT for 30 days" in est and "Cheaper:" in est
