@@ -154,12 +154,15 @@ def test_10_history_reads_like_sentences_and_amounts_use_display_precision(bot: 
     for raw in ("ltv 0.", "expires_at", "source spot", "closed #1:", "_", "0.6 "):
         assert raw not in history, (raw, history)
 
-    earn = bot.say(ANN, "/earn 100 USDT")  # 13: Spot ⇄ Earn
+
+def test_13_funds_move_between_spot_and_earn(bot: Harness) -> None:
+    bot.say(ANN, "/faucet")
+    earn = bot.say(ANN, "/earn 100 USDT")
     assert "Move 100 USDT Spot → Earn" in earn["plain"]
     assert "Moved 100 USDT to Earn" in bot.tap_and_reply(ANN, earn, confirm_data(earn))["plain"]
-    assert re.search(r"USDT: \d+(\.\d\d?)? · 100\n", say(bot, ANN, "/wallet") + "\n")
+    assert "USDT: 9900 · 100\n" in say(bot, ANN, "/wallet") + "\n"
     assert "Moved 40 USDT to Spot" in confirm(bot, ANN, "/redeem 40 USDT")
-    assert re.search(r"USDT: \d+(\.\d\d?)? · 60\n", say(bot, ANN, "/wallet") + "\n")
+    assert "USDT: 9940 · 60\n" in say(bot, ANN, "/wallet") + "\n"
     assert "Moved 40 USDT to Spot." in say(bot, ANN, "/history")
     assert "less than 100" in say(bot, ANN, "/redeem 100 USDT")
     assert not [r for r in bot.tg.sent if "Transferred" in str(r.get("plain"))]  # one's own move: no push
