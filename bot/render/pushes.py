@@ -80,6 +80,9 @@ def body(ev: Event) -> list[str]:
             return [*lines, "Nothing to do; keep an eye on it."]
         if ev.type == "warning":
             return [*lines, f"Your warning level {ltv(d.get('level'))} was reached. {ACT}"]
+        if _at_or_above(d.get("ltv"), d.get("liquidation_ltv")):
+            return [*lines, f"The LTV is past the liquidation level {ltv(d.get('liquidation_ltv'))}: the position "
+                            "is liquidated as soon as this price is confirmed. Add collateral or repay at once."]
         return [*lines, f"{ACT} At {ltv(d.get('liquidation_ltv'))} the position is liquidated."]
     if ev.type == "liquidated":
         why = " (overdue fixed loan)" if d.get("reason") == "overdue" else ""
@@ -117,6 +120,13 @@ def body(ev: Event) -> list[str]:
     if ev.type in OPERATOR_KINDS:
         return [e(d.get("message", ""))]
     return [", ".join(f"{e(k.replace('_', ' '))} {e(v)}" for k, v in d.items() if isinstance(v, (str, int)))]
+
+
+def _at_or_above(value: object, level: object) -> bool:
+    try:
+        return Decimal(str(value)) >= Decimal(str(level))
+    except (InvalidOperation, ValueError):
+        return False
 
 
 def _to_margin_call(row: Mapping[str, Any]) -> str:

@@ -51,3 +51,12 @@ def test_every_push_fits_telegram_and_its_buttons_fit_64_bytes() -> None:
     reply = pushes.fold(events)
     assert "LTV <b>85.7%</b>" in reply.text and "Debt: 30000 USDT" in reply.text
     assert all(len(d.encode()) <= 64 for row in reply.buttons for _, d in row)
+
+
+def test_a_margin_call_past_the_liquidation_level_says_so() -> None:
+    data = {"ltv": "0.926", "debt": "500", "collateral": {"BTC": "0.01"}, "prices": {"BTC": "54000", "USDT": "1"},
+            "margin_call_ltv": "0.85", "liquidation_ltv": "0.91"}
+    past = pushes.push(Event(T, "margin_call", "42", 1, data))
+    assert "past the liquidation level 91.0%" in past and "At 91.0% the position is liquidated" not in past
+    below = pushes.push(Event(T, "margin_call", "42", 1, {**data, "ltv": "0.87"}))
+    assert "At 91.0% the position is liquidated" in below
