@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -69,6 +70,7 @@ class FakeExchange(FakeHTTPServer):
         self._hang_seconds = 0.0
         self._hang_times: int | None = None
         self._requests: list[str] = []
+        self._times: list[float] = []
         for asset, price in (prices or {}).items():
             self.set_price(asset, price)
 
@@ -123,6 +125,7 @@ class FakeExchange(FakeHTTPServer):
             self._garbage = 0
             self._hang_seconds, self._hang_times = 0.0, None
             self._requests.clear()
+            self._times.clear()
 
     @property
     def hits(self) -> int:
@@ -136,12 +139,19 @@ class FakeExchange(FakeHTTPServer):
         with self._lock:
             return list(self._requests)
 
+    @property
+    def request_times(self) -> list[float]:
+        """``time.monotonic()`` of every request, in order."""
+        with self._lock:
+            return list(self._times)
+
     # ------------------------------------------------------------------ serving
 
     def handle(self, request: Request) -> Response:
         with self._lock:
             query = "&".join(f"{k}={v}" for k, v in request.query)
             self._requests.append(request.path + (f"?{query}" if query else ""))
+            self._times.append(time.monotonic())
             delay = self._hang_seconds
             if self._hang_times is not None:
                 self._hang_times -= 1
