@@ -22,8 +22,10 @@ ONE = Decimal(1)
 ACCUMULATOR_PLACES = 18
 ACCUMULATOR = Decimal(1).scaleb(-ACCUMULATOR_PLACES)
 
-_PLAIN = re.compile(r"^\d+(\.\d+)?$")
-_GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
+_PLAIN = re.compile(r"^\d*(\.\d+)?$", re.ASCII)  # "1000", "0.01", ".02"
+_GROUPED = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$", re.ASCII)
+MAX_WHOLE_DIGITS = 15  # a quadrillion: more than any order this desk takes, far below any column's width
+MAX_DECIMALS = 18
 
 
 class AmountError(ValueError):
@@ -31,15 +33,23 @@ class AmountError(ValueError):
 
 
 def parse_amount(text: str) -> Decimal:
-    """Parse ``1000``, ``1,000.50`` or ``0.01`` into a positive-or-zero Decimal.
+    """Parse ``1000``, ``1,000.50``, ``0.01`` or ``.02`` into a positive-or-zero Decimal.
 
-    Rejects signs, exponents, ``nan``/``inf``, misplaced thousands separators and empty text.
+    Rejects signs, exponents, ``nan``/``inf``, non-ASCII digits, misplaced thousands separators, empty text, and
+    amounts longer than any order could be (15 whole digits, 18 decimals).
     """
     t = text.strip()
     if not t:
         raise AmountError("an amount is missing")
-    if not (_PLAIN.match(t) or _GROUPED.match(t)):
-        raise AmountError(f"'{t}' is not an amount (write it like 1000, 1,000.50 or 0.01)")
+    if not (_PLAIN.match(t) or _GROUPED.match(t)) or t == ".":
+        shown = t if len(t) <= 40 else t[:37] + "…"
+        raise AmountError(f"'{shown}' is not an amount (write it like 1000, 1,000.50 or 0.01)")
+    whole, _, decimals = t.replace(",", "").partition(".")
+    if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
+        raise AmountError(f"that amount has more than {MAX_WHOLE_DIGITS} digits before the point; no order is "
+                          "that large")
+    if len(decimals) > MAX_DECIMALS:
+        raise AmountError(f"that amount has more than {MAX_DECIMALS} decimal places")
     return Decimal(t.replace(",", ""))
 
 

@@ -170,6 +170,24 @@ class Monitoring:
                                                             group_shares.c.owner == owner))
         return int(result.rowcount or 0)
 
+    def member_gone(self, chat_id: int, owner: str) -> int:
+        """``owner`` left the group (or was removed): their shares end, and pushes of their positions not yet
+        sent there are dropped (a margin call with their debt must not reach a group they are no longer in)."""
+        gone = self.unshare(chat_id, owner)
+        theirs = select(outbox.c.id).where(outbox.c.account == owner)
+        self.db.execute(update(deliveries).where(deliveries.c.chat_id == chat_id,
+                                                 deliveries.c.status.in_(("pending", "held")),
+                                                 deliveries.c.outbox_id.in_(theirs))
+                        .values(status="dropped", error="the owner left the group"))
+        return gone
+
+    def pushed_here(self, chat_id: int, pid: int) -> bool:
+        """Whether a push about position ``pid`` was delivered to (or is due in) ``chat_id``."""
+        q = (select(deliveries.c.id).join(outbox, outbox.c.id == deliveries.c.outbox_id)
+             .where(deliveries.c.chat_id == chat_id, outbox.c.position == pid,
+                    deliveries.c.status.in_(("sent", "pending", "held"))).limit(1))
+        return self.db.execute(q).first() is not None
+
     def shares_in(self, chat_id: int) -> list[tuple[str, int | None]]:
         q = select(group_shares.c.owner, group_shares.c.position_id).where(group_shares.c.chat_id == chat_id)
         return [(r[0], r[1]) for r in self.db.execute(q.order_by(group_shares.c.id))]

@@ -57,7 +57,7 @@ class BorrowerCommands:
         amount = None if args[1].lower() == "all" else parsing.amount(args[1], "repay")
         rest = [a.lower() for a in args[2:]]
         if rest not in ([], ["with", "collateral"]):
-            raise Usage(f"I did not understand '{' '.join(args[2:])}'.", "repay")
+            raise Usage(f"I did not understand '{parsing.quoted(' '.join(args[2:]))}'.", "repay")
         if rest:
             return await self._preview(user, RepayWithCollateral(pid, amount))
         return await self._preview(user, Repay(pid, amount), prices=False)
@@ -123,7 +123,7 @@ class BorrowerCommands:
             return [answers.notify_prefs(self.tools.prefs(user))]
         if len(what) < 2 or what[0] not in ("rates", "digest") or what[1] not in ("on", "off") \
                 or len(what) > (3 if what[:2] == ["digest", "on"] else 2):
-            raise Usage(f"I did not understand '{' '.join(args)}'.", "notify")
+            raise Usage(f"I did not understand '{parsing.quoted(' '.join(args))}'.", "notify")
         on = what[1] == "on"
         if what[0] == "rates":
             return [answers.notify_prefs(self.tools.set_prefs(user, rate_changes=on), "Done.")]

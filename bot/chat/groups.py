@@ -67,6 +67,13 @@ class Groups:
             uow.commit()
             return released
 
+    def member_left(self, chat_id: int, user_id: int) -> int:
+        """A member left the group or was removed: their shares there end at once (and their pending pushes)."""
+        with self.store.unit_of_work() as uow:
+            gone = Monitoring(uow.session).member_gone(chat_id, str(user_id))
+            uow.commit()
+            return gone
+
     def returned(self, chat_id: int) -> int | None:
         """Someone wrote in (or tapped in) ``chat_id``: if it was inactive it is active again; None when it was
         active already, else how many held pushes are due again."""
@@ -108,6 +115,11 @@ class Groups:
             return Reply("Use /monitor (group admins), /monitor desk (operators) or /monitor off.")
         if what == "desk" and user_id not in self.operators:
             return Reply("Only the desk's operators can make a group the desk risk channel.")
+        if what == "off" and user_id not in self.operators:
+            with self.store.unit_of_work() as uow:
+                row = Monitoring(uow.session).chat(chat_id)
+            if row is not None and row["desk_channel"]:
+                return Reply("This is the desk risk channel: only the desk's operators can turn it off.")
         if what != "desk" and await status() not in ADMINS:
             return Reply("Only a group admin can do that.")
         values = {"off": {"monitoring": False, "desk_channel": False}, "desk": {"desk_channel": True},
@@ -151,8 +163,10 @@ class Groups:
             row = m.chat(chat_id)
             p = uow.book.get_position(pid)
             owner = p.owner if p is not None else ""
+            # the desk risk channel sees the positions whose margin calls and liquidations were pushed there;
+            # a monitoring group sees what its members shared
             visible = bool(p is not None and row and row["active"] and (
-                row["desk_channel"] or chat_id in m.groups_watching(owner, pid)))
+                (row["desk_channel"] and m.pushed_here(chat_id, pid)) or chat_id in m.groups_watching(owner, pid)))
         if not visible:
             return GroupTap(NOT_HERE)
         if kind != "pv":

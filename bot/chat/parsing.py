@@ -33,14 +33,14 @@ class Usage(ValueError):
 def position_id(text: str, command: str) -> int:
     m = _ID.match(text.strip())
     if not m or int(m.group(1)) == 0:
-        raise Usage(f"'{text}' is not a position number.", command)
+        raise Usage(f"'{quoted(text)}' is not a position number.", command)
     return int(m.group(1))
 
 
 def user_id(text: str, command: str) -> str:
     """A Telegram user id (digits only) as the account key."""
     if not _USER.match(text.strip()):
-        raise Usage(f"'{text}' is not a Telegram user id (digits, like 123456789).", command)
+        raise Usage(f"'{quoted(text)}' is not a Telegram user id (digits, like 123456789).", command)
     return str(int(text.strip()))
 
 
@@ -54,7 +54,9 @@ def amount(text: str, command: str) -> Decimal:
 def asset(text: str, known: Collection[str], command: str, role: str = "asset") -> str:
     symbol = text.strip().upper()
     if symbol not in known:
-        raise Usage(f"{text} is not a {role} of this desk (known: {', '.join(sorted(known))}).", command)
+        article = "an" if role[:1] in "aeiou" else "a"
+        raise Usage(f"{quoted(text)} is not {article} {role} of this desk (known: {', '.join(sorted(known))}).",
+                    command)
     return symbol
 
 
@@ -62,7 +64,7 @@ def percent(text: str, command: str) -> Decimal:
     """``50%`` or ``50`` → ``0.5``."""
     m = _PCT.match(text.strip())
     if not m:
-        raise Usage(f"'{text}' is not a percentage.", command)
+        raise Usage(f"'{quoted(text)}' is not a percentage.", command)
     return Decimal(m.group(1)) / 100
 
 
@@ -73,7 +75,7 @@ def move(text: str, command: str) -> Decimal:
     """A signed price move: ``-30%`` → ``-0.3``, ``+10%`` → ``0.1``."""
     m = _MOVE.match(text.strip())
     if not m:
-        raise Usage(f"'{text}' is not a price move; write it with its sign, like -30% or +10%.", command)
+        raise Usage(f"'{quoted(text)}' is not a price move; write it with its sign, like -30% or +10%.", command)
     value = Decimal(m.group(2)) / 100
     return -value if m.group(1) == "-" else value
 
@@ -82,7 +84,7 @@ def days(text: str, command: str) -> int:
     """``30d`` (or ``30``) → 30."""
     m = re.match(r"^(\d{1,4})d?$", text.strip(), re.IGNORECASE | re.ASCII)
     if not m or int(m.group(1)) == 0:
-        raise Usage(f"'{text}' is not a number of days, like 30d.", command)
+        raise Usage(f"'{quoted(text)}' is not a number of days, like 30d.", command)
     return int(m.group(1))
 
 
@@ -94,10 +96,15 @@ def need(args: Sequence[str], what: Sequence[str], command: str) -> None:
         raise Usage(f"Missing {listed}.", command)
 
 
+def quoted(text: str, limit: int = 60) -> str:
+    """Someone's input, quoted back in an answer: cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def extra(args: Sequence[str], count: int, command: str) -> None:
     """Raise ``Usage`` quoting what follows the first ``count`` arguments, if anything does."""
     if len(args) > count:
-        raise Usage(f"I did not understand '{' '.join(args[count:])}'.", command)
+        raise Usage(f"I did not understand '{quoted(' '.join(args[count:]))}'.", command)
 
 
 @dataclass
@@ -172,5 +179,5 @@ def borrow(args: Sequence[str], loans: Collection[str], collateral: Collection[s
         out.vip = True
         i += 1
     if i < len(toks):
-        raise Usage(f"I did not understand '{' '.join(toks[i:])}'.", "borrow")
+        raise Usage(f"I did not understand '{quoted(' '.join(toks[i:]))}'.", "borrow")
     return out

@@ -48,7 +48,8 @@ class ToolCommands:
         trigger, target = parsing.percent(args[1], "protect"), parsing.percent(args[2], "protect")
         mode = args[3].lower()
         if mode not in ("topup", "repay"):
-            raise Usage(f"'{args[3]}' is not a mode: topup adds collateral, repay pays debt back.", "protect")
+            raise Usage(f"'{parsing.quoted(args[3])}' is not a mode: topup adds collateral, repay pays debt back.",
+                        "protect")
         rule = self.tools.protect(user, pid, trigger, target, mode)
         return [render_tools.protection_set(rule, self.tools.loans.clock())]
 
@@ -114,7 +115,8 @@ class ToolCommands:
         try:
             ev = event(args[1])
         except BacktestError:
-            raise Usage(f"'{args[1]}' is not a crash I know (choose: {', '.join(EVENTS)}).", "backtest") from None
+            raise Usage(f"'{parsing.quoted(args[1])}' is not a crash I know (choose: {', '.join(EVENTS)}).",
+                        "backtest") from None
         result = self.tools.backtest(user, pid, ev.name, await self.prices())
         png = await asyncio.to_thread(render_backtest_chart, result, f"#{pid} through {ev.title}")
         return [render_tools.backtest(pid, ev.title, result, png)]

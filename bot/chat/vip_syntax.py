@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from bot.chat.parsing import Usage, amount, asset, percent
+from bot.chat.parsing import Usage, amount, asset, percent, quoted
 from bot.service.usecases import IssueTermSheet
 from domain.markets import QUOTE
 from domain.termsheet import DEFAULT_MIN_ORDER
@@ -35,7 +35,7 @@ def _problem(field: str, text: str) -> Usage:
 def parse_vip(args: Sequence[str], loans: Collection[str], collateral: Mapping[str, Decimal]) -> IssueTermSheet:
     """``args`` after ``/vip`` (user id first) → the operator's ``IssueTermSheet`` action."""
     if not args or not (args[0].isascii() and args[0].isdigit() and len(args[0]) <= 15):
-        raise _problem("user id", f"'{args[0] if args else ''}' is not a Telegram user id")
+        raise _problem("user id", f"'{quoted(args[0]) if args else ''}' is not a Telegram user id")
     if len(args) < 2:
         raise _problem("loan", "name the loan asset(s), e.g. USDT or USDT,USDC")
     out: dict[str, Any] = {"user": str(int(args[0])), "liquidation": "full", "delay": 0,
@@ -82,7 +82,7 @@ def parse_vip(args: Sequence[str], loans: Collection[str], collateral: Mapping[s
             out["min_order"] = _amount(toks[i], "min")
             i += 1
         else:
-            raise _problem("syntax", f"I did not understand '{toks[i]}'")
+            raise _problem("syntax", f"I did not understand '{quoted(toks[i])}'")
     for key, field in (("rate", "rate"), ("initial", "ltv"), ("collateral", "collateral")):
         if key not in out:
             raise _problem(field, f"the {field} is missing")
@@ -95,21 +95,22 @@ def _asset(text: str, known: Collection[str], field: str, role: str) -> str:
     try:
         return asset(text, known, "vip", role)
     except Usage:
-        raise _problem(field, f"{text} is not a {role} of this desk (known: {', '.join(sorted(known))})") from None
+        known_list = ", ".join(sorted(known))
+        raise _problem(field, f"{quoted(text)} is not a {role} of this desk (known: {known_list})") from None
 
 
 def _pct(text: str, field: str) -> Decimal:
     try:
         return percent(text, "vip")
     except Usage:
-        raise _problem(field, f"'{text}' is not a percentage") from None
+        raise _problem(field, f"'{quoted(text)}' is not a percentage") from None
 
 
 def _amount(text: str, field: str) -> Decimal:
     try:
         return amount(text, "vip")
     except Usage:
-        raise _problem(field, f"'{text}' is not an amount") from None
+        raise _problem(field, f"'{quoted(text)}' is not an amount") from None
 
 
 def _collateral(text: str, known: Mapping[str, Decimal]) -> dict[str, Decimal]:

@@ -208,8 +208,9 @@ class Receiver:
         async with self._switch:
             if leading and not self.closing and not self.updater.running:
                 retries = self.settings.bootstrap_retries if self.settings else -1
-                await self.updater.start_polling(allowed_updates=list(ALLOWED), bootstrap_retries=retries,
-                                                 **self.polling)
+                # chat_member updates are not sent unless asked for: they end a member's shares in a group
+                await self.updater.start_polling(**{"allowed_updates": list(ALLOWED), "bootstrap_retries": retries,
+                                                    **self.polling})
                 log.info("polling Telegram for updates")
             elif not leading and self.updater.running:
                 await self.updater.stop()

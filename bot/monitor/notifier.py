@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError
@@ -41,6 +42,7 @@ log = logging.getLogger("loandesk.notifier")
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = 600.0
 MAX_FOLD = 8
+MARK_ATTEMPTS = 12  # about a minute of a locked database before a sent message may be sent again
 FOLD_CHARS = 3800
 PASS_SECONDS = 1.0
 Send = Callable[[int, Reply], Awaitable[int]]
@@ -195,8 +197,15 @@ class Notifier:
             return False
         # the chat's pace counts from acceptance too: a slow request never puts two sends in one window
         self.ready_at[chat_id] = time.monotonic() + (self.private_gap if chat_id > 0 else self.group_gap)
-        # The at-least-once window: Telegram has the message, and this commit records it.
-        self._update(lambda m: m.delivered(ids, message_id, self.clock()))
+        # The at-least-once window: Telegram has the message, and this commit records it. A busy database (a long
+        # catch-up tick holding the write lock) must not turn into a second copy of the message: keep trying.
+        for attempt in range(MARK_ATTEMPTS):
+            try:
+                await asyncio.to_thread(self._update, lambda m: m.delivered(ids, message_id, self.clock()))
+                break
+            except OperationalError as exc:
+                log.warning("could not record delivery %s yet (%s); retrying", ids, exc.orig)
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 5.0))
         return True
 
     def _deactivate(self, m: Monitoring, chat_id: int, error: str) -> None:

@@ -59,26 +59,73 @@ def plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
+_PIECE = re.compile(r"<[^>]*>|&[#\w]+;|[^<&]+|[<&]")
+
+
 def split(text: str, limit: int = LIMIT) -> list[str]:
-    """Cut at line breaks (a single over-long line is cut hard) so every part fits."""
+    """Cut HTML text into parts Telegram accepts: at line breaks where possible; a line longer than ``limit`` is
+    cut between characters, never inside a tag or an entity (``&amp;``), and a tag open at a cut is closed at
+    the end of one part and opened again at the start of the next."""
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
         candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            parts.append(current)
-            current = line
-        else:
+        if len(candidate) <= limit:
             current = candidate
+            continue
+        if current:
+            parts.append(current)
+            current = ""
+        if len(line) <= limit:
+            current = line
+            continue
+        *whole, rest = _cut(line, limit)
+        parts += whole
+        current = rest
     if current or not parts:
         parts.append(current)
     return parts
+
+
+def _cut(line: str, limit: int) -> list[str]:
+    """One over-long HTML line as parts of at most ``limit`` characters, tags balanced in each."""
+    out: list[str] = []
+    open_tags: list[tuple[str, str]] = []  # (name, the opening tag as written), innermost last
+    fresh = current = ""  # ``fresh``: what a new part starts with (the tags open at the cut, opened again)
+    for whole in _PIECE.findall(line):
+        piece = whole
+        atom = piece.startswith(("<", "&"))  # a tag or an entity: never cut
+        while piece:
+            close = "".join(f"</{name}>" for name, _ in reversed(open_tags))
+            room = limit - len(current) - len(close)
+            if len(piece) <= room or (atom and current == fresh):
+                take = piece
+            elif atom or room <= 0:
+                out.append(current + close)
+                fresh = current = "".join(tag for _, tag in open_tags)
+                continue
+            else:
+                take = piece[:room]
+            current += take
+            piece = piece[len(take):]
+        if atom:
+            _track(open_tags, whole)
+    out.append(current)
+    return out
+
+
+def _track(open_tags: list[tuple[str, str]], tag: str) -> None:
+    """Keep the stack of open tags in step with ``tag`` (an opening, closing or entity piece)."""
+    if not tag.startswith("<") or tag.endswith("/>"):
+        return
+    name = tag.strip("</>").split()[0].lower() if tag.strip("</>") else ""
+    if tag.startswith("</"):
+        for k in range(len(open_tags) - 1, -1, -1):
+            if open_tags[k][0] == name:
+                del open_tags[k]
+                break
+    else:
+        open_tags.append((name, tag))
 
 
 def confirm_buttons(p: Preview) -> Buttons:

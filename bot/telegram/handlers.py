@@ -112,6 +112,8 @@ class TelegramHandlers:
     def register(self, app: App) -> None:
         app.add_handler(TypeHandler(Update, self.gate), group=-1)
         app.add_handler(ChatMemberHandler(self.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+        app.add_handler(ChatMemberHandler(self.on_chat_member, ChatMemberHandler.CHAT_MEMBER))
+        app.add_handler(MessageHandler(filters.StatusUpdate.LEFT_CHAT_MEMBER, self.on_member_left))
         names = sorted(registry.BY_NAME)
         app.add_handler(CommandHandler(names, self.on_command))
         app.add_handler(MessageHandler(filters.COMMAND, self.on_unknown_command))
@@ -181,6 +183,18 @@ class TelegramHandlers:
             chat = change.chat
             released = self.groups.member_changed(chat.id, chat.type, chat.title, str(change.new_chat_member.status))
             await self.welcome_back(chat.id, released)
+
+    async def on_chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Someone else's membership changed in a group: one who left or was removed stops sharing there."""
+        change = update.chat_member
+        if change is not None and change.new_chat_member.status in ("left", "kicked"):
+            self.groups.member_left(change.chat.id, change.new_chat_member.user.id)
+
+    async def on_member_left(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The ``left_chat_member`` service message (sent even where the bot gets no ``chat_member`` updates)."""
+        message = update.effective_message
+        if message is not None and message.left_chat_member is not None and not message.left_chat_member.is_bot:
+            self.groups.member_left(message.chat.id, message.left_chat_member.id)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Plain text: an amount a guided /borrow asked for."""

@@ -346,6 +346,24 @@ class FakeTelegram(FakeHTTPServer):
             old, chat.bot_status = chat.bot_status, "kicked" if kicked else "left"
             return self._queue_my_chat_member(chat, self._user(by_user_id), old, chat.bot_status)
 
+    def member_leaves(self, chat_id: int, user_id: int, *, kicked: bool = False, by_user_id: int | None = None) -> None:
+        """A member leaves the group (or is removed by ``by_user_id``): Telegram sends a ``chat_member`` update
+        (only to bots that asked for it in ``allowed_updates``) and a ``left_chat_member`` service message."""
+        with self._cond:
+            chat = self._chats[chat_id]
+            old = self._members.get((chat_id, user_id), "member")
+            new = "kicked" if kicked else "left"
+            self._members[(chat_id, user_id)] = new
+            member, actor = self._user(user_id), self._user(by_user_id or user_id)
+            self._queue("chat_member", {"chat": chat.api(), "from": actor, "date": int(time.time()),
+                                        "old_chat_member": member_json(member, old),
+                                        "new_chat_member": member_json(member, new)})
+            message_id = chat.next_message_id()
+            message = {"message_id": message_id, "from": actor, "chat": chat.api(),
+                       "date": int(time.time()), "left_chat_member": member}
+            self._messages[(chat.id, message_id)] = Stored(message, from_bot=False)
+            self._queue("message", message)
+
     def redeliver(self, update: Update) -> Update:
         """Telegram delivers the same update twice: a copy with a new ``update_id`` (PTB confirms ids) but
         identical message / callback query ids. Returns the copy."""

@@ -72,7 +72,7 @@ def test_a_stale_feed_liquidates_nothing_and_operators_are_told(world: World) ->
     world.clock.advance(days=30)  # … for a month: interest alone now puts the position over 91% at 33,000
     stale = world.tg.wait_for(lambda r: r["chat_id"] == OPERATOR and "Prices are stale" in (r["plain"] or ""))
     assert "nothing is liquidated" in stale["plain"]
-    bot.run(bot.monitor.hourly())  # accrues the missed 720 hours from the stored markers
+    bot.run(bot.monitor.hourly(), timeout=60)  # accrues the missed 720 hours from the stored markers
     assert bot.monitor.feed.guard.confirmed(world.clock()) == {"USDT": Decimal(1)}
     debt = world.rows(lambda uow: Desk(world.catalog, uow.domain_book).debt(uow.book.get_position(pid),
                                                                           world.clock()))
