@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TextIO
 
-TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")  # any Telegram bot token, configured or not
+TOKEN_SHAPE = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")  # any Telegram bot token, configured or not
 HIDDEN = "[secret]"
 QUIET = ("apscheduler.executors", "apscheduler.scheduler", "httpx", "httpcore", "tornado.access")
 

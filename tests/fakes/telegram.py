@@ -21,6 +21,9 @@ as the bot sent them, ``plain`` as the person sees them after HTML parsing, ``ti
 ``time.monotonic()``. ``sent`` is the outgoing timeline (sends, edits, deletes) as snapshots;
 ``messages_to(chat_id)`` is what the chat shows now. ``requests`` logs every call with its HTTP status; a
 long poll that PTB cancels (``updater.stop()``) is logged as 499, a real second poller gets 409 Conflict.
+``setWebhook`` switches to webhook delivery (``tests/fakes/_tg_webhook.py``): queued updates are POSTed, with the
+secret token header, round-robin to the addresses in ``tg.webhook.targets`` (the instances behind a load
+balancer), and ``getUpdates`` answers 409 as Telegram does while a webhook is set.
 
 Note that PTB turns a description such as "Bad Request: message is too long" into
 ``BadRequest.message == "Message is too long"`` (prefix dropped, then ``str.capitalize()``).
