@@ -7,6 +7,7 @@ The operations side (``bot.ops``: metrics, incidents, the database probe) is wir
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from bot.monitor.scheduler import Monitor, build_monitor
 from bot.ops.incidents import Incidents
 from bot.ops.metrics import Metrics
 from bot.ops.probe import DbProbe
+from bot.render import charts
 from bot.render.common import Reply
 from bot.service.loans import Clock, LoanService, utcnow
 from bot.service.store import StateStore
@@ -103,6 +105,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     metrics = Metrics()
 
     async def post_init(app: App) -> None:
+        threading.Thread(target=charts.warm, name="loandesk-warm-charts", daemon=True).start()
         if isinstance(source, ExchangePrices):
             await source.start()
         await set_menus(app, desk.operators, settings.demo)

@@ -23,6 +23,16 @@ STYLE: Any = {"font.size": 15, "axes.titlesize": 18, "axes.labelsize": 15, "lege
 MARKER_COLOURS = {"warning": "#f9a825", "margin call": "#ef6c00", "liquidation": "#c62828", "max LTV": "#6a1b9a"}
 
 
+def warm() -> None:
+    """Import matplotlib ahead of the first chart (``loandesk run`` does it in the background once it is up, so
+    that neither its start nor the first /chart waits for it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates
+    import matplotlib.figure
+
+
 @dataclass(frozen=True)
 class Marker:
     """A labelled instant on both panels."""

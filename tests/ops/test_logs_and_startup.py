@@ -11,6 +11,8 @@ import io
 import json
 import logging
 import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +33,12 @@ def captured() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     root = logging.getLogger()
     before = (list(root.handlers), root.level)
+    hooks = (sys.excepthook, threading.excepthook)
     try:
         yield stream
     finally:
+        sys.excepthook, threading.excepthook = hooks
+        logging.captureWarnings(False)
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in before[0]:
