@@ -11,8 +11,10 @@ URGENCY: dict[str, int] = {
     "liquidated": 0, "shortfall": 0, "overdue": 1, "margin_call": 1, "margin_call_reminder": 1,
     "late_fee": 2, "protection": 2, "warning": 3, "price_alert": 3, "expired": 3, "auto_repaid": 3, "renewed": 3,
     "converted": 3, "margin_call_cleared": 4, "expiry_reminder": 5, "rate_changed": 6,
+    "liquidations_paused": 0, "liquidations_resumed": 1, "price_missing": 1, "price_back": 2,
 }
-CRITICAL = frozenset({"liquidated", "shortfall", "overdue", "margin_call", "margin_call_reminder"})
+CRITICAL = frozenset({"liquidated", "shortfall", "overdue", "margin_call", "margin_call_reminder",
+                      "liquidations_paused"})
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,9 @@ class PriceGuard:
     def __init__(self, rules: GuardRules, second_source: bool = False) -> None:
         self.rules = rules
         self.second_source = second_source
+        # Polls are not to the millisecond: at 10-s polling "persisted 10 s" means "seen again on the next poll",
+        # which a poll answered a few milliseconds faster than the last must not miss.
+        self._slack = min(timedelta(seconds=1), rules.confirm / 10)
         self.accepted: dict[str, Seen] = {}
         self.held: dict[str, Held] = {}
         self.newest_seen: dict[str, Seen] = {}  # the newest plausible primary observation
@@ -195,7 +198,7 @@ class PriceGuard:
         if pending is None or not self._continues(pending, value, last):
             pending = self.held[asset] = Held(value, at, value)
         pending.last = value
-        if at - pending.since >= self.rules.confirm:
+        if at - pending.since >= self.rules.confirm - self._slack:
             return self._accept(asset, value, at)
         return HELD
 

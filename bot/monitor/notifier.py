@@ -112,6 +112,8 @@ class Notifier:
             return [], []
         if ev.type in pushes.OPERATOR_KINDS:
             chats = list(self.operators)
+            if ev.type in pushes.BREAKER_KINDS:
+                chats += m.desk_channels(inactive_too=True)
         elif ev.type == "rate_changed" and ev.account is None:
             market = ev.data.get("asset")
             chats = [int(o) for o in m.rate_watchers(str(market) if market else None) if o.isdigit()]

@@ -19,9 +19,11 @@ from domain.events import Event
 from domain.money import pct
 
 SILENT = frozenset({"borrowed", "closed", "collateral_added", "collateral_withdrawn", "repaid",
-                    "expiry_options_set", "term_sheet_issued"})  # the borrower's own actions: already answered
+                    "expiry_options_set", "term_sheet_issued", "transferred"})  # the borrower's own: answered
 DESK_KINDS = frozenset({"margin_call", "margin_call_reminder", "liquidated", "shortfall"})
-OPERATOR_KINDS = frozenset({"prices_stale", "prices_recovered"})
+OPERATOR_KINDS = frozenset({"prices_stale", "prices_recovered", "price_missing", "price_back",
+                            "liquidations_paused", "liquidations_resumed"})
+BREAKER_KINDS = frozenset({"liquidations_paused", "liquidations_resumed"})  # also to the desk risk channel
 ACT = "Add collateral or repay now to lower the LTV."
 TITLES = {
     "warning": "⚠️ LTV warning", "margin_call": "🚨 Margin call", "margin_call_reminder": "🚨 Margin call (still)",
@@ -32,6 +34,8 @@ TITLES = {
     "liquidation_pending": "⛔️ Liquidation pending", "liquidation_cancelled": "✅ Liquidation cancelled",
     "rate_changed": "📈 Rate change", "digest": "📋 Daily digest", "protection": "🛡 Auto-protection",
     "price_alert": "⚠️ Price alert", "prices_stale": "⚠️ Prices are stale", "prices_recovered": "✅ Prices are back",
+    "price_missing": "⚠️ A price cannot be used", "price_back": "✅ A price is usable again",
+    "liquidations_paused": "⛔️ Liquidations paused", "liquidations_resumed": "✅ Liquidations resumed",
 }
 
 

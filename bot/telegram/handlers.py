@@ -215,8 +215,9 @@ class TelegramHandlers:
             return
         result = await self.desk.tap(query.from_user.id, query.data)
         await query.answer(result.toast[:200] or None)
-        if result.clear_buttons and query.message is not None:
-            with contextlib.suppress(BadRequest):  # already without buttons
+        message = query.message
+        if result.clear_buttons and message is not None and getattr(message, "reply_markup", None) is not None:
+            with contextlib.suppress(BadRequest):  # another tap cleared them meanwhile
                 await query.edit_message_reply_markup(None)
         await send(update, context, result.replies)
 

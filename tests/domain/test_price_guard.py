@@ -49,9 +49,15 @@ def test_a_jump_warns_at_once_but_liquidates_only_after_persisting_ten_seconds()
 
 def test_a_stream_of_ticks_confirms_nothing_faster_than_time() -> None:
     g = guard()
-    outcomes = [g.observe("BTC", D(32000) - i, at(10 + i * 0.1)) for i in range(99)]  # 9.8 s of ticks
+    outcomes = [g.observe("BTC", D(32000) - i, at(10 + i * 0.1)) for i in range(89)]  # 8.8 s of ticks
     assert set(outcomes) == {"held"}
     assert g.observe("BTC", D(31000), at(20)) == "accepted"
+
+
+def test_the_next_poll_confirms_even_if_it_answers_a_few_milliseconds_early() -> None:
+    g = guard()
+    assert g.observe("BTC", D(32000), at(10.030)) == "held"  # this poll's answer took 30 ms
+    assert g.observe("BTC", D(31900), at(19.995)) == "accepted"  # the next one 25 ms less: still "seen again"
 
 
 def test_a_wick_never_becomes_confirmed() -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from bot.entry.compose import build_application
 from bot.entry.run import run_app
@@ -27,6 +29,8 @@ from domain.loans.borrow import borrow
 from domain.loans.common import BorrowRequest
 from domain.markets import SHIPPED, load_catalog
 from domain.positions import Position
+from storage.monitoring import Monitoring
+from storage.tables import positions
 from tests.fakes.exchange import FakeExchange
 from tests.fakes.telegram import FakeTelegram
 
@@ -102,7 +106,7 @@ class World:
         self.bots: list[Bot] = []
         # The shipped catalog with a 1-second confirmation window: polls are 0.2 s here, not 10 s, so a jump
         # (or a cold start) is confirmed after five polls instead of waiting out the default ten seconds.
-        markets = db.with_name("markets.toml")
+        markets = self.markets = db.with_name("markets.toml")
         confirm = f"price_confirm_seconds = {CONFIRM}"
         markets.write_text(SHIPPED.read_text().replace("price_confirm_seconds = 10", confirm))
         self.settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
@@ -134,6 +138,47 @@ class World:
         finally:
             store.close()
 
+    def desk_rules(self, **values: object) -> None:
+        """Edit ``[desk]`` settings of this world's markets file (before a bot starts)."""
+        text = self.markets.read_text()
+        for key, value in values.items():
+            line = next(x for x in text.splitlines() if x.startswith(f"{key} ="))
+            text = text.replace(line, f"{key} = {value}")
+        self.markets.write_text(text)
+        self.catalog = load_catalog(self.markets)
+
+    def book(self, count: int, amount: str = "41000", qty: str = "1", open_price: str = "53000") -> list[int]:
+        """``count`` borrowers with one BTC-backed USDT loan each, opened in one unit of work at ``open_price``."""
+        first = 10_000 + int(self.rows(lambda u: u.session.execute(select(func.count()).select_from(
+            positions)).scalar_one()))
+        store = StateStore(self.url)
+        try:
+            with store.unit_of_work() as uow:
+                desk = Desk(self.catalog, uow.domain_book)
+                now = self.clock()
+                prices = {"USDT": Decimal(1), "BTC": Decimal(open_price)}
+                ids = []
+                for i in range(count):
+                    owner = str(first + i)
+                    self.tg.add_user(first + i)
+                    desk.deposit(owner, "BTC", Decimal(qty), now)
+                    p, _ = borrow(desk, BorrowRequest(owner, "USDT", Decimal(amount), {"BTC": Decimal(qty)}),
+                                  prices, now)
+                    ids.append(p.id)
+                uow.commit()
+                return ids
+        finally:
+            store.close()
+
+    def seed_price(self, asset: str, price: str) -> None:
+        """The desk has been running: its last accepted price of ``asset`` is stored (no cold start)."""
+        self.rows(lambda uow: (Monitoring(uow.session).record_tick(asset, Decimal(price), self.clock(), "exchange",
+                                                                   None), uow.commit()))
+
+    def count(self, status: str) -> int:
+        return int(self.rows(lambda uow: uow.session.execute(
+            select(func.count()).select_from(positions).where(positions.c.status == status)).scalar_one()))
+
     def position(self, pid: int) -> Position:
         store = StateStore(self.url)
         try:
@@ -145,12 +190,21 @@ class World:
             store.close()
 
     def rows(self, query: Callable[[Any], Any]) -> Any:
-        store = StateStore(self.url)
-        try:
-            with store.unit_of_work() as uow:
-                return query(uow)
-        finally:
-            store.close()
+        """Run ``query`` in a unit of work; waits while the bot holds the write lock (a long crash tick)."""
+        deadline = time.monotonic() + 60
+        while True:
+            store = None
+            try:
+                store = StateStore(self.url)
+                with store.unit_of_work() as uow:
+                    return query(uow)
+            except OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+            finally:
+                if store is not None:
+                    store.close()
 
     def say(self, user: int, text: str, chat_id: int | None = None) -> dict[str, Any]:
         since = len(self.tg.sent)
