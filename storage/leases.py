@@ -181,9 +181,12 @@ class RowLease:
         try:
             with self.engine.begin() as conn:
                 held = self.take(conn)
-        except SQLAlchemyError as exc:  # locked for longer than the busy timeout, or the file is gone
-            log.warning("leader lock: cannot renew (%s)", type(exc).__name__)
-            held = False
+        except SQLAlchemyError as exc:  # the write lock busy beyond the timeout (a long tick), or the file gone
+            # What we wrote last still stands until it expires: a long tick must not make the leader step down.
+            valid = self._renewed is not None and time.monotonic() - self._renewed < self.ttl.total_seconds() * 0.9
+            log.warning("leader lock: cannot renew (%s)%s", type(exc).__name__,
+                        "; still ours until it expires" if valid else "")
+            return valid
         self._renewed = time.monotonic() if held else None
         return held
 

@@ -167,3 +167,18 @@ def test_an_update_seen_by_two_instances_at_once_is_processed_once(db_engine: En
     for t in threads:
         t.join(60)
     assert sorted(won) == sorted(keys)
+
+
+def test_a_long_tick_holding_sqlites_write_lock_does_not_make_the_leader_step_down(sqlite_engine: Engine) -> None:
+    """Renewing needs SQLite's one write lock; while a 1,000-position tick holds it past the busy timeout the
+    renewal fails — and the lease stays ours, since nobody may take it before it expires."""
+    lease = RowLease(sqlite_engine, ttl=60)
+    assert lease.acquire()
+    assert lease._renewed is not None
+    lease._renewed -= 30  # half the ttl ago: this acquire goes to the database
+    with sqlite_engine.connect() as busy:
+        busy.execute(text("UPDATE scheduler_lock SET holder = holder"))  # BEGIN IMMEDIATE: the write lock, held
+        assert lease.acquire()
+        lease._renewed -= 30  # and once it would have expired, a failed renewal is no lease
+        assert not lease.acquire()
+        busy.rollback()
