@@ -60,6 +60,7 @@ log = logging.getLogger("loandesk.scheduler")
 STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the "recovered" one
 TROUBLE = "flag:price:"  # + asset: raised while that asset's price cannot be used
 WARN_MAX_AGE = timedelta(minutes=5)  # warnings and margin calls use prices at most this old
+STOP_PUSH_SECONDS = 2.0  # at shutdown, how long a push pass may go on (its message in flight)
 LEAD_SECONDS = 1.0  # how often the lease is renewed (leader) or tried (standby)
 Listener = Callable[[bool], Awaitable[None]]
 Observer = Callable[[float, list[Event]], None]
@@ -118,8 +119,11 @@ class Monitor:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         if self._delivering is not None and not self._delivering.done():
-            try:  # a pass cancelled between Telegram's answer and its commit would send that message twice
-                await asyncio.wait_for(asyncio.shield(self._delivering), max(0.1, deadline - time.monotonic()))
+            # a pass cancelled between Telegram's answer and its commit sends that message twice: give the message in
+            # flight a moment (not the whole backlog, which the next leader sends), then cancel
+            try:
+                await asyncio.wait_for(asyncio.shield(self._delivering), min(STOP_PUSH_SECONDS,
+                                                                             max(0.1, deadline - time.monotonic())))
             except Exception:  # TimeoutError, or the pass failed (reported by _delivered)
                 self._delivering.cancel()
         if await asyncio.to_thread(self._ticking.acquire, True, max(0.1, deadline - time.monotonic())):
