@@ -5,9 +5,10 @@ No other module reads ``os.environ``; everything that needs configuration receiv
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -26,6 +27,53 @@ class Settings(BaseSettings):
     price_poll_seconds: float = Field(default=10, gt=0, alias="LOANDESK_PRICE_POLL_SECONDS")
     second_price_url: str | None = Field(default=None, alias="LOANDESK_SECOND_PRICE_URL")
     markets_file: str | None = Field(default=None, alias="LOANDESK_MARKETS_FILE")
+    # --- running in production (issue 14): see README "Running it in production"
+    database_schema: str | None = Field(default=None, alias="LOANDESK_DATABASE_SCHEMA")
+    migrate_on_start: bool = Field(default=True, alias="LOANDESK_MIGRATE_ON_START")
+    webhook_url: str | None = Field(default=None, alias="LOANDESK_WEBHOOK_URL")
+    webhook_listen: str = Field(default="0.0.0.0:8443", alias="LOANDESK_WEBHOOK_LISTEN")
+    webhook_secret: SecretStr | None = Field(default=None, alias="LOANDESK_WEBHOOK_SECRET")
+    http_address: str | None = Field(default=None, alias="LOANDESK_HTTP_ADDRESS")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOANDESK_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOANDESK_LOG_FORMAT")
+    leader_ttl_seconds: float = Field(default=10, ge=2, alias="LOANDESK_LEADER_TTL_SECONDS")
+    shutdown_grace_seconds: float = Field(default=20, gt=0, alias="LOANDESK_SHUTDOWN_GRACE_SECONDS")
+    bootstrap_retries: int = Field(default=10, ge=-1, alias="LOANDESK_BOOTSTRAP_RETRIES")
+    alert_interval_seconds: float = Field(default=60, ge=0, alias="LOANDESK_ALERT_INTERVAL_SECONDS")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case(cls, value: object) -> object:
+        """``info`` → ``INFO``, ``JSON`` → ``json``."""
+        if isinstance(value, str):
+            return value.strip().upper() if value.strip().lower() in ("debug", "info", "warning", "error") \
+                else value.strip().lower()
+        return value
+
+    @field_validator("webhook_listen", "http_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        """``host:port`` (``[::1]:9000`` for IPv6)."""
+        if value is None or value == "":
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9000")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Telegram's ``secret_token``: 1–256 of A–Z, a–z, 0–9, ``_`` and ``-``."""
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("LOANDESK_WEBHOOK_URL needs LOANDESK_WEBHOOK_SECRET (the same on every instance)")
+        return self
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -44,3 +92,16 @@ class Settings(BaseSettings):
     @property
     def demo(self) -> bool:
         return self.mode == "demo"
+
+    def secrets(self) -> list[str]:
+        """Values no log line may show: the bot token and the webhook secret."""
+        found = [self.telegram_bot_token or ""]
+        if self.webhook_secret is not None:
+            found.append(self.webhook_secret.get_secret_value())
+        return [s for s in found if s]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``"127.0.0.1:9000"`` → ``("127.0.0.1", 9000)``; ``"[::1]:9000"`` → ``("::1", 9000)``."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)

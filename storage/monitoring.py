@@ -1,14 +1,15 @@
 """Queries on the monitoring tables (migration 0003): chats, group shares, deliveries, the scheduler's leader
-lock, accepted price ticks and push preferences.
+lock's table (its rows as flags), accepted price ticks and push preferences.
 
 A delivery is ``pending`` (due from ``next_attempt_at``), ``sent``, ``dropped``, ``held`` or ``superseded``: a
 critical push (``domain.events.CRITICAL``) to a chat that refuses the bot waits there, never dropped, until the
 chat comes back (``reactivate``) and it is pending again; only the newest held reminder of a margin call is
-sent then, the older ones are ``superseded`` by it. ``scheduler_lock`` rows other than the leader lock double as
-tiny persistent flags (``flag``/``set_flag``/``clear_flag``), e.g. "the price feed is stale since …".
+sent then, the older ones are ``superseded`` by it. ``scheduler_lock`` rows other than the leader lease
+(``storage.leases``) double as tiny persistent flags (``flag``/``set_flag``/``clear_flag``), e.g. "the price
+feed is stale since …".
 
-``Monitoring(uow.session)`` works inside the caller's unit of work, so a delivery row, a chat flag or the lock
-changes in the same transaction as whatever else the caller does. Nothing here talks to Telegram.
+``Monitoring(uow.session)`` works inside the caller's unit of work, so a delivery row or a chat flag changes in
+the same transaction as whatever else the caller does. Nothing here talks to Telegram.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from domain.events import CRITICAL, Event
@@ -256,25 +257,6 @@ class Monitoring:
 
     def delivery_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(select(deliveries).order_by(deliveries.c.id)).mappings()]
-
-    # ----------------------------------------------------------------- leader lock
-
-    def take_lock(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
-        """Hold (or renew) the lock ``name`` until ``now + ttl``; False while another live holder has it."""
-        row = self.db.execute(select(scheduler_lock).where(scheduler_lock.c.name == name)).mappings().first()
-        if row is None:
-            self.db.execute(insert(scheduler_lock).values(name=name, holder=holder, expires_at=now + ttl))
-            return True
-        if row["holder"] != holder and row["expires_at"] > now:
-            return False
-        self.db.execute(update(scheduler_lock).where(scheduler_lock.c.name == name)
-                        .values(holder=holder, expires_at=now + ttl))
-        return True
-
-    def release_lock(self, name: str, holder: str, now: datetime) -> None:
-        self.db.execute(update(scheduler_lock).where(and_(scheduler_lock.c.name == name,
-                                                          scheduler_lock.c.holder == holder))
-                        .values(expires_at=now))
 
     # ----------------------------------------------------------------- flags (scheduler_lock rows, no migration)
 

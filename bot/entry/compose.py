@@ -1,18 +1,30 @@
 """The composition root: settings → catalog, database, price source, services, chat, monitor → PTB Application.
 
 Nothing else builds these parts; ``loandesk run``, the console, the tests and the benchmarks all come here.
+The operations side (``bot.ops``: metrics, incidents, the database probe) is wired here too and left in
+``app.bot_data["ops"]`` for ``loandesk run`` (health server) and the error handler.
 """
 
 from __future__ import annotations
 
-from telegram.ext import ApplicationBuilder
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
 
 from bot.chat.desk import ChatDesk
 from bot.chat.groups import Groups
 from bot.monitor.notifier import telegram_sender
 from bot.monitor.prices import ExchangePrices, PriceSource
 from bot.monitor.scheduler import Monitor, build_monitor
-from bot.render import common
+from bot.ops.incidents import Incidents
+from bot.ops.metrics import Metrics
+from bot.ops.probe import DbProbe
+from bot.render import charts, common
+from bot.render.common import Reply
 from bot.service.loans import Clock, LoanService, utcnow
 from bot.service.store import StateStore
 from bot.settings import Settings
@@ -27,10 +39,61 @@ def build_desk(settings: Settings, prices: PriceSource | None = None, clock: Clo
     ``catalog`` replaces the markets file's (the console's shorter price confirmation)."""
     catalog = catalog or load_catalog(settings.markets_file)
     common.use_catalog(catalog)  # amounts shown at the catalog's display precision
-    store = StateStore(settings.database_url)
+    store = StateStore(settings.database_url, schema=settings.database_schema, migrate=settings.migrate_on_start)
     source = prices or ExchangePrices(settings.binance_url, list(catalog.assets))
     service = LoanService(catalog, store, demo=settings.demo, clock=clock)
     return ChatDesk(service, source, settings.admin_ids, settings.demo), store, source
+
+
+@dataclass
+class Ops:
+    """The operations side of one Application: metrics, incidents (alerts), the database probe."""
+
+    metrics: Metrics
+    incidents: Incidents
+    probe: DbProbe
+    monitor: Monitor | None
+
+    def report(self, where: str, exc: BaseException | None) -> str:
+        """An uncaught error: counted, logged under a new id, operators alerted (rate limited); returns the id."""
+        self.metrics.errors.inc()
+        return self.incidents.report(where, exc)
+
+
+class MeasuredRequest(HTTPXRequest):
+    """PTB's HTTP client, counting every Bot API answer by method and status (429s included) in the metrics."""
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, method, *args, **kwargs)
+        self.metrics.request(url.rsplit("/", 1)[-1], code)  # the URL's last part is the method, never the token
+        return code, payload
+
+
+class MeasuredApplication(Application):  # type: ignore[type-arg]
+    """PTB's Application, timing each update from arrival to the end of its handlers (``chat_update_seconds``)."""
+
+    def __init__(self, *, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    async def process_update(self, update: object) -> None:
+        started = time.perf_counter()
+        try:
+            await super().process_update(update)
+        finally:
+            self.metrics.chat_latency.observe(time.perf_counter() - started)
+
+
+def _requests(metrics: Metrics, timeouts: dict[str, float]) -> tuple[MeasuredRequest, MeasuredRequest]:
+    """The two HTTP clients ApplicationBuilder would make (256 connections; 1 for getUpdates), measured."""
+    main = {k: v for k, v in timeouts.items() if not k.startswith("get_updates_")}
+    updates = {k.removeprefix("get_updates_"): v for k, v in timeouts.items() if k.startswith("get_updates_")}
+    return (MeasuredRequest(metrics, connection_pool_size=256, **main),
+            MeasuredRequest(metrics, connection_pool_size=1, **updates))
 
 
 def build_application(settings: Settings, prices: PriceSource | None = None, *, clock: Clock = utcnow,
@@ -38,13 +101,16 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
                       flood: FloodLimiter | None = None, **timeouts: float) -> App:
     """The bot; with ``monitor`` also the scheduler (prices, sweeps, accrual) and the notifier, in its loop.
     ``feed`` replaces the exchange the scheduler polls (the console's offline prices); ``flood`` the default
-    per-user limiter."""
+    per-user limiter; ``timeouts``: HTTP timeouts by ApplicationBuilder's names (``read_timeout``,
+    ``get_updates_read_timeout``…)."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     desk, store, source = build_desk(settings, prices, clock, catalog)
     watcher: Monitor | None = None
+    metrics = Metrics()
 
     async def post_init(app: App) -> None:
+        threading.Thread(target=charts.warm, name="loandesk-warm-charts", daemon=True).start()
         if isinstance(source, ExchangePrices):
             await source.start()
         await set_menus(app, desk.operators, settings.demo)
@@ -54,23 +120,53 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
 
     async def post_shutdown(app: App) -> None:
         if watcher is not None:
-            await watcher.stop()
+            await watcher.stop(settings.shutdown_grace_seconds)
         if isinstance(source, ExchangePrices):
             await source.close()
         store.close()
 
-    builder = ApplicationBuilder().token(settings.telegram_bot_token).job_queue(None)
+    request, updates_request = _requests(metrics, timeouts)
+    builder = (ApplicationBuilder().token(settings.telegram_bot_token).job_queue(None)
+               .application_class(MeasuredApplication, {"metrics": metrics})
+               .request(request).get_updates_request(updates_request))
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
-    for name, value in timeouts.items():
-        builder = getattr(builder, name)(value)
     app: App = builder.post_init(post_init).post_shutdown(post_shutdown).build()
     catalog = desk.service.catalog
     groups = Groups(catalog, store, source, settings.admin_ids, clock)
+    send = telegram_sender(app.bot)
     if monitor:
-        watcher = build_monitor(settings, catalog, store, telegram_sender(app.bot), clock, feed)
+        async def counted(chat_id: int, reply: Reply) -> int:
+            message_id = await send(chat_id, reply)
+            metrics.pushes.inc()
+            return message_id
+        watcher = build_monitor(settings, catalog, store, counted, clock, feed)
         app.bot_data["monitor"] = watcher
+    incidents = Incidents(settings.admin_ids, lambda chat, text: app.bot.send_message(chat, text),
+                          settings.alert_interval_seconds, watcher.holder if watcher else "")
+    ops = app.bot_data["ops"] = Ops(metrics, incidents, DbProbe(store.engine), watcher)
+    if watcher is not None:
+        wire_monitor(watcher, ops)
+    metrics.watch(ops.probe, (lambda: price_ages(watcher)) if watcher is not None else dict)
     TelegramHandlers(desk, flood or FloodLimiter(), groups, watcher).register(app)
     app.bot_data["desk"] = desk
     app.bot_data["store"] = store
     return app
+
+
+def wire_monitor(watcher: Monitor, ops: Ops) -> None:
+    """Ticks feed the metrics; leadership shows in them; failed jobs become incidents."""
+    async def leadership(leading: bool) -> None:
+        ops.metrics.set_leader(leading)
+
+    watcher.on_tick.append(ops.metrics.observe_tick)
+    watcher.on_change.append(leadership)
+    watcher.report = ops.report
+
+
+def price_ages(watcher: Monitor) -> dict[str, float]:
+    """Seconds since each asset's last accepted price, while this instance leads (standbys do not poll)."""
+    if not watcher.leading:
+        return {}
+    now = watcher.clock()
+    return {asset: (now - seen.at).total_seconds() for asset, seen in watcher.feed.guard.accepted.items()}

@@ -1,6 +1,13 @@
 """The scheduler: APScheduler's ``AsyncIOScheduler`` in the bot's own event loop, with stable job ids.
 
-Jobs (each acts only while this process holds the leader lock, a ``scheduler_lock`` row renewed every run):
+Leadership (``storage.leases``): every instance runs this scheduler, but only the holder of the database's lease
+acts — a session advisory lock on PostgreSQL, the ``scheduler_lock`` row (host:pid holder) on SQLite. The ``lead``
+job tries or renews the lease every second; when it is won (or lost) ``on_change`` callbacks run (``loandesk run``
+starts or stops long polling there) and the poll and the hourly catch-up run at once. Every tick, operator notice
+and digest checks the lease again inside its own transaction before committing (``LostLease``): a process that
+lost it rolls back.
+
+Jobs (each acts only while this process leads):
 
 - ``poll`` every ``LOANDESK_PRICE_POLL_SECONDS``: fetch prices through the guard (``bot.monitor.feed``); on
   every successful poll run one *tick*, then wake the notifier (never waiting for it: a backlog of pushes must
@@ -24,13 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import threading
-import uuid
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -47,34 +53,40 @@ from domain.markets import Catalog
 from domain.money import fmt
 from domain.prices import GuardRules, Prices
 from domain.watch.tick import Step, tick
+from storage.leases import Lease, LostLease, lease_for
 from storage.monitoring import Monitoring
 
 log = logging.getLogger("loandesk.scheduler")
-LOCK = "scheduler"
 STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the "recovered" one
 TROUBLE = "flag:price:"  # + asset: raised while that asset's price cannot be used
 WARN_MAX_AGE = timedelta(minutes=5)  # warnings and margin calls use prices at most this old
-
-
-def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+STOP_PUSH_SECONDS = 2.0  # at shutdown, how long a push pass may go on (its message in flight)
+LEAD_SECONDS = 1.0  # how often the lease is renewed (leader) or tried (standby)
+Listener = Callable[[bool], Awaitable[None]]
+Observer = Callable[[float, list[Event]], None]
+Reporter = Callable[[str, BaseException], str]
 
 
 class Monitor:
     def __init__(self, catalog: Catalog, store: StateStore, feed: PriceFeed, notifier: Notifier,
-                 clock: Callable[[], datetime], poll_seconds: float, holder: str | None = None) -> None:
+                 clock: Callable[[], datetime], poll_seconds: float, lease: Lease | None = None) -> None:
         self.catalog = catalog
         self.store = store
         self.feed = feed
         self.notifier = notifier
         self.clock = clock
         self.poll_seconds = poll_seconds
-        self.holder = holder or holder_id()
-        self.ttl = timedelta(seconds=max(30.0, 3 * poll_seconds))
+        self.lease = lease or lease_for(store.engine)
+        self.holder = self.lease.holder
         self.scheduler: AsyncIOScheduler | None = None
+        self.leading = False  # as of the last ``lead()``; the transaction-time check is ``fence``
+        self.led_since: float | None = None  # time.monotonic() when this process last became the leader
+        self.on_change: list[Listener] = []  # awaited with True when this process starts leading, False when not
+        self.on_tick: list[Observer] = []  # (seconds, events) after each committed tick: metrics
+        self.report: Reporter | None = None  # a failed job → an incident id (bot.ops.incidents)
         self._ticking = threading.Lock()
         self._seeded = False
-        self._leading = False
+        self._leading_lock = asyncio.Lock()
         self._troubles: dict[str, str] | None = None  # per-asset price troubles already told (None: not read)
         self._delivering: asyncio.Task[int] | None = None
 
@@ -85,6 +97,8 @@ class Monitor:
         s = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1,
                                                          "misfire_grace_time": 3600})
         now = datetime.now(UTC)
+        s.add_job(self.lead, IntervalTrigger(seconds=LEAD_SECONDS), id="lead", next_run_time=now,
+                  replace_existing=True)
         s.add_job(self.poll, IntervalTrigger(seconds=self.poll_seconds), id="poll", next_run_time=now,
                   replace_existing=True)
         s.add_job(self.deliver, IntervalTrigger(seconds=min(1.0, self.poll_seconds)), id="deliver",
@@ -92,34 +106,89 @@ class Monitor:
         s.add_job(self.hourly, CronTrigger(minute=0, second=5, timezone=UTC), id="hourly",
                   next_run_time=now + timedelta(seconds=1), replace_existing=True)
         s.add_job(self.digest, CronTrigger(minute=2, timezone=UTC), id="digest", replace_existing=True)
+        s.add_listener(self._job_failed, EVENT_JOB_ERROR)
         s.start()
         self.scheduler = s
 
-    async def stop(self) -> None:
-        """Stop the jobs, let a tick in progress finish its transaction, give up the lock."""
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop the jobs, let a tick in progress finish its transaction and a push pass its message (within
+        ``grace`` seconds), then give up the lease so that a standby takes over at its next try."""
+        deadline = time.monotonic() + grace
         if self.scheduler is not None:
+            self.scheduler.pause()
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        if await asyncio.to_thread(self._ticking.acquire, True, 30):
+        if self._delivering is not None and not self._delivering.done():
+            # a pass cancelled between Telegram's answer and its commit sends that message twice: give the message in
+            # flight a moment (not the whole backlog, which the next leader sends), then cancel
+            try:
+                await asyncio.wait_for(asyncio.shield(self._delivering), min(STOP_PUSH_SECONDS,
+                                                                             max(0.1, deadline - time.monotonic())))
+            except Exception:  # TimeoutError, or the pass failed (reported by _delivered)
+                self._delivering.cancel()
+        if await asyncio.to_thread(self._ticking.acquire, True, max(0.1, deadline - time.monotonic())):
             self._ticking.release()
-        with self.store.unit_of_work() as uow:
-            Monitoring(uow.session).release_lock(LOCK, self.holder, self.clock())
-            uow.commit()
+        await asyncio.to_thread(self.lease.release)
+        self.leading = False
         await self.feed_close()
 
     def leader(self) -> bool:
-        """Take or renew the leader lock; a passive process keeps asking until the holder's lock expires."""
+        """Take or renew the lease now (True while this process holds it). ``lead()`` also acts on a change."""
+        return self.lease.acquire()
+
+    async def lead(self) -> bool:
+        """Renew or try the lease; on a change tell the ``on_change`` listeners and, when won, poll at once."""
+        async with self._leading_lock:
+            held = await asyncio.to_thread(self.leader)
+            if held == self.leading:
+                return held
+            if held:
+                await asyncio.to_thread(self._took_over)
+                self.led_since = time.monotonic()
+                log.warning("this instance (%s) leads now: scheduler, sweeps and pushes", self.holder)
+            else:
+                log.warning("this instance (%s) no longer leads", self.holder)
+            self.leading = held
+            for listener in self.on_change:
+                try:
+                    await listener(held)
+                except Exception as exc:
+                    self._failed("leadership change", exc)
+            if held and self.scheduler is not None:
+                now = datetime.now(UTC)
+                for job in ("poll", "hourly"):
+                    self.scheduler.modify_job(job, next_run_time=now)
+            return held
+
+    def _took_over(self) -> None:
+        """Just became the leader: start from the stored prices and what the last leader already told."""
         with self.store.unit_of_work() as uow:
             m = Monitoring(uow.session)
-            mine = m.take_lock(LOCK, self.holder, self.clock(), self.ttl)
-            if mine and not self._seeded:
+            if not self._seeded:
                 self.feed.guard.seed(m.last_ticks(self.catalog.assets))
                 self._seeded = True
-            if mine and not self._leading:  # stale already told (before a restart, or by the last leader): not
-                self.feed.stale_since = m.flag(STALE)  # again, and its recovery is still told
-            self._leading = mine
-            uow.commit()
-            return mine
+            self.feed.stale_since = m.flag(STALE)  # stale already told: not again, and its recovery is still told
+        self._troubles = None
+
+    def fence(self, uow: UnitOfWork) -> None:
+        """Inside ``uow``'s transaction: raise ``LostLease`` unless this process still leads."""
+        if not self.lease.still_held(uow.session.connection()):
+            raise LostLease(f"{self.holder} lost the leader lease")
+
+    async def lost(self, exc: LostLease) -> None:
+        log.warning("%s; the transaction was rolled back", exc)
+        await self.lead()
+
+    def _job_failed(self, event: JobExecutionEvent) -> None:
+        # a job cancelled by the scheduler's shutdown is no failure
+        if event.exception is not None and not isinstance(event.exception, asyncio.CancelledError):
+            self._failed(f"job {event.job_id}", event.exception)
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        if self.report is not None:
+            self.report(where, exc)
+        else:
+            log.error("%s failed", where, exc_info=exc)
 
     async def feed_start(self) -> None:
         for source in (self.feed.primary, self.feed.second):
@@ -134,8 +203,14 @@ class Monitor:
     # ----------------------------------------------------------------- jobs
 
     async def poll(self) -> None:
-        if not self.leader():
+        if not await self.lead():
             return
+        try:
+            await self._poll()
+        except LostLease as exc:
+            await self.lost(exc)
+
+    async def _poll(self) -> None:
         verdict = await self.feed.poll()
         now = self.clock()
         if verdict is None:
@@ -154,33 +229,48 @@ class Monitor:
         self.wake_notifier()
 
     async def hourly(self) -> None:
-        if not self.leader():
+        if not await self.lead():
             return
         now = self.clock()
         guard = self.feed.guard
-        await asyncio.to_thread(self.tick, guard.newest(now, WARN_MAX_AGE), guard.confirmed(now), now,
-                                guard.corroborated(now))
+        try:
+            await asyncio.to_thread(self.tick, guard.newest(now, WARN_MAX_AGE), guard.confirmed(now), now,
+                                    guard.corroborated(now))
+        except LostLease as exc:
+            await self.lost(exc)
+            return
         self.wake_notifier()
 
     def wake_notifier(self) -> None:
         """Start a notifier pass in the background unless one is running; the caller never waits for it."""
         if self._delivering is None or self._delivering.done():
             self._delivering = asyncio.create_task(self.notifier.run())
+            self._delivering.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._failed("push delivery", task.exception())  # type: ignore[arg-type]
 
     async def deliver(self) -> None:
-        if self.leader():
+        if self.leading:
             await self.notifier.run()
 
     async def digest(self) -> None:
-        if self.leader():
-            await asyncio.to_thread(self.digests, self.feed.guard.newest(self.clock(), WARN_MAX_AGE))
+        if await self.lead():
+            try:
+                await asyncio.to_thread(self.digests, self.feed.guard.newest(self.clock(), WARN_MAX_AGE))
+            except LostLease as exc:
+                await self.lost(exc)
+                return
             self.wake_notifier()
 
     # ----------------------------------------------------------------- the work
 
     def tick(self, prices: Prices, confirmed: Prices, now: datetime, corroborated: Collection[str] = (),
              record: bool = False) -> list[Event]:
-        """The domain's tick in one transaction; the events are in the outbox when it returns."""
+        """The domain's tick in one transaction; the events are in the outbox when it returns. Commits only while
+        this process still leads (``LostLease`` otherwise, everything rolled back)."""
+        started = time.perf_counter()
         with self._ticking, self.store.unit_of_work() as uow:
             desk = Desk(self.catalog, uow.domain_book)
 
@@ -194,8 +284,12 @@ class Monitor:
                 for asset, price in confirmed.items():
                     if asset != QUOTE:
                         m.record_tick(asset, price, now, "exchange", last.get(asset))
+            self.fence(uow)
             uow.commit()
-            return events
+        took = time.perf_counter() - started
+        for observe in self.on_tick:
+            observe(took, events)
+        return events
 
     def tell_operators(self, kind: str, message: str, flag: str | None = None, raise_flag: bool = True,
                        **data: object) -> None:
@@ -210,6 +304,7 @@ class Monitor:
                     m.set_flag(flag, self.feed.stale_since or now if flag == STALE else now)
                 else:
                     m.clear_flag(flag)
+            self.fence(uow)
             uow.commit()
 
     def price_troubles(self, now: datetime) -> None:
@@ -248,6 +343,7 @@ class Monitor:
                                      "margin_call": fmt(v.thresholds.margin_call)})
                 uow.book.emit(Event(now, "digest", owner, None, {"positions": rows}))
                 m.digest_sent(owner, day)
+            self.fence(uow)
             uow.commit()
             return len(owners)
 
@@ -271,7 +367,8 @@ def shielded(uow: UnitOfWork, step: Step, desk: Desk, prices: Prices, now: datet
 
 
 def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send: Send,
-                  clock: Callable[[], datetime], primary: PriceSource | None = None) -> Monitor:
+                  clock: Callable[[], datetime], primary: PriceSource | None = None,
+                  lease: Lease | None = None) -> Monitor:
     """The scheduler with its own price clients (no cache: every poll asks the exchange), the guard built from
     the markets file, and the notifier. ``primary`` replaces the exchange (the console's offline prices)."""
     timeout = min(5.0, max(1.0, settings.price_poll_seconds))
@@ -281,4 +378,5 @@ def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send:
               if settings.second_price_url else None)
     feed = PriceFeed(primary, clock, GuardRules.of(catalog.desk), second, [a for a in assets if a != QUOTE])
     notifier = Notifier(store, send, settings.admin_ids, clock)
-    return Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds)
+    lease = lease or lease_for(store.engine, settings.leader_ttl_seconds)
+    return Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, lease)

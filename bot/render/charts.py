@@ -14,13 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.dates as mdates
-from matplotlib.figure import Figure
-
 from domain.analysis.backtest import BacktestResult, Mark
 
 WIDTH_IN, HEIGHT_IN, DPI = 7.2, 9.0, 150  # 1080 × 1350 px
@@ -28,6 +21,16 @@ LEVEL_COLOURS = {"initial": "#2e7d32", "warning": "#f9a825", "margin call": "#ef
 STYLE: Any = {"font.size": 15, "axes.titlesize": 18, "axes.labelsize": 15, "legend.fontsize": 12.5,
          "xtick.labelsize": 12.5, "ytick.labelsize": 13}
 MARKER_COLOURS = {"warning": "#f9a825", "margin call": "#ef6c00", "liquidation": "#c62828", "max LTV": "#6a1b9a"}
+
+
+def warm() -> None:
+    """Import matplotlib ahead of the first chart (``loandesk run`` does it in the background once it is up, so
+    that neither its start nor the first /chart waits for it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates
+    import matplotlib.figure
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ def render_position_chart(title: str, asset: str, times: Sequence[datetime], pri
     """
     if not times or len(times) != len(prices) or len(times) != len(ltvs):
         raise ValueError("a chart needs times, prices and LTVs of the same non-zero length")
+    import matplotlib  # here, not at import: matplotlib costs ~1 s of every `loandesk run` start (and restart)
+
+    matplotlib.use("Agg")
     with matplotlib.rc_context(STYLE):
         return _draw(title, asset, times, prices, ltvs, levels, margin_call_price, liquidation_price, markers,
                      quote)
@@ -66,6 +72,9 @@ def _draw(title: str, asset: str, times: Sequence[datetime], prices: Sequence[De
           margin_call_price: Decimal | Sequence[Decimal | None] | None,
           liquidation_price: Decimal | Sequence[Decimal | None] | None, markers: Sequence[Marker],
           quote: str) -> bytes:
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 1], "hspace": 0.08})
     xs = list(times)

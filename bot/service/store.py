@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.service.usecases import Action, decode, encode
 from domain.book import Book
 from domain.events import Event
-from storage.engine import make_engine, migrate
+from storage.engine import make_engine
+from storage.engine import migrate as upgrade
 from storage.mapping import event_from
 from storage.tables import bot_drafts as drafts
 from storage.tables import bot_faucet as faucet
@@ -99,11 +101,16 @@ class BotTables:
             self._db().execute(insert(drafts).values(owner=owner, **asdict(d)))
 
     def mark_seen(self, key: str) -> bool:
-        """Remember ``key``; False when it was seen before (a redelivered update or callback)."""
+        """Remember ``key``; False when it was seen before (a redelivered update or callback).
+
+        ``INSERT … ON CONFLICT DO NOTHING`` on the unique key: of two instances that got the same update (a
+        webhook redelivered to another instance), exactly one inserts the row, whatever the interleaving."""
         db = self._db()
-        if db.execute(select(seen.c.id).where(seen.c.key == key)).first() is not None:
+        dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+        added = db.execute(dialect.insert(seen).values(key=key).on_conflict_do_nothing(index_elements=["key"])
+                           .returning(seen.c.id)).scalar_one_or_none()  # (rowcount is -1 here on psycopg)
+        if added is None:
             return False
-        db.execute(insert(seen).values(key=key))
         newest = db.execute(select(func.max(seen.c.id))).scalar_one()
         db.execute(delete(seen).where(seen.c.id <= newest - SEEN_LIMIT))
         return True
@@ -141,11 +148,13 @@ class UnitOfWork(StorageUnitOfWork):
 
 
 class StateStore:
-    """The database: migrated storage tables plus the bot's tables."""
+    """The database: migrated storage tables plus the bot's tables. ``schema`` (PostgreSQL) is the
+    ``search_path``; ``migrate=False`` when migrations are a separate step (``loandesk db upgrade``)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = make_engine(url)
-        migrate(self.engine)
+    def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True) -> None:
+        self.engine: Engine = make_engine(url, schema=schema)
+        if migrate:
+            upgrade(self.engine)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.engine)

@@ -42,13 +42,14 @@ from bot.chat import registry
 from bot.chat.desk import ChatDesk
 from bot.chat.groups import OWNER_ONLY, Groups
 from bot.monitor.scheduler import Monitor
-from bot.render import buttons, common
+from bot.ops import incidents as incident_ids
+from bot.render import buttons, common, incidents
 from bot.render.common import Reply
 from bot.telegram.flood import SLOW_DOWN, FloodLimiter
 
 log = logging.getLogger("loandesk.bot")
-SORRY = "Something went wrong on our side; nothing was changed."
 App = Application[Any, Any, Any, Any, Any, Any]
+SORRY = incidents.failure_without_id()  # the offline console's answer to a failure (no operators to tell)
 
 
 def markup(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -241,13 +242,20 @@ class TelegramHandlers:
         await query.answer("Sent to our private chat.")
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log it; tell the person something generic (never the exception)."""
-        log.error("update failed", exc_info=context.error)
+        """An incident (logged under an id, operators alerted); the person gets a true sentence with the id —
+        never the exception, and never "nothing was changed": the failure may have come after a commit."""
+        ops = context.application.bot_data.get("ops")
+        if ops is not None:
+            error_id = ops.report("a chat update", context.error)
+        else:
+            error_id = incident_ids.new_id()
+            log.error("update failed", exc_info=context.error, extra={"error_id": error_id})
         if not isinstance(update, Update) or update.effective_chat is None:
             return
         try:
             if update.callback_query is not None:
-                await update.callback_query.answer(SORRY)
-            await context.bot.send_message(update.effective_chat.id, SORRY)
+                with contextlib.suppress(BadRequest):  # already answered before the failure
+                    await update.callback_query.answer(incidents.failure_toast(error_id))
+            await context.bot.send_message(update.effective_chat.id, incidents.failure(error_id))
         except TelegramError:
             log.warning("could not report the failure to chat %s", update.effective_chat.id)

@@ -29,6 +29,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -255,6 +256,7 @@ class FakeExchange(FakeHTTPServer):
         self._hang_seconds = 0.0
         self._hang_times: int | None = None
         self._requests: list[str] = []
+        self._times: list[float] = []
         self._asked: list[list[str] | None] = []
         self._refused: Counter[str] = Counter()
         self._stream: _StreamServer | None = None
@@ -335,6 +337,7 @@ class FakeExchange(FakeHTTPServer):
             self._garbage = 0
             self._hang_seconds, self._hang_times = 0.0, None
             self._requests.clear()
+            self._times.clear()
             self._asked.clear()
             self._refused.clear()
 
@@ -392,6 +395,12 @@ class FakeExchange(FakeHTTPServer):
             return list(self._requests)
 
     @property
+    def request_times(self) -> list[float]:
+        """``time.monotonic()`` of every request, in order."""
+        with self._lock:
+            return list(self._times)
+
+    @property
     def asked_symbols(self) -> list[list[str] | None]:
         """For every request that reached the ticker (not a scripted failure): the symbols it asked for, or None
         for the whole exchange."""
@@ -438,6 +447,7 @@ class FakeExchange(FakeHTTPServer):
         with self._lock:
             query = "&".join(f"{k}={v}" for k, v in request.query)
             self._requests.append(request.path + (f"?{query}" if query else ""))
+            self._times.append(time.monotonic())
             delay = self._hang_seconds
             if self._hang_times is not None:
                 self._hang_times -= 1

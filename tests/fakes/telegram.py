@@ -21,6 +21,9 @@ as the bot sent them, ``plain`` as the person sees them after HTML parsing, ``ti
 ``time.monotonic()``. ``sent`` is the outgoing timeline (sends, edits, deletes) as snapshots;
 ``messages_to(chat_id)`` is what the chat shows now. ``requests`` logs every call with its HTTP status; a
 long poll that PTB cancels (``updater.stop()``) is logged as 499, a real second poller gets 409 Conflict.
+``setWebhook`` switches to webhook delivery (``tests/fakes/_tg_webhook.py``): queued updates are POSTed, with the
+secret token header, round-robin to the addresses in ``tg.webhook.targets`` (the instances behind a load
+balancer), and ``getUpdates`` answers 409 as Telegram does while a webhook is set.
 
 Note that PTB turns a description such as "Bad Request: message is too long" into
 ``BadRequest.message == "Message is too long"`` (prefix dropped, then ``str.capitalize()``).
@@ -51,6 +54,7 @@ from tests.fakes._tg_objects import (
     user_json,
 )
 from tests.fakes._tg_request import ApiError, Params, bad_request, read_params
+from tests.fakes._tg_webhook import WebhookPusher
 
 Record = dict[str, Any]
 Update = dict[str, Any]
@@ -130,8 +134,11 @@ class FakeTelegram(FakeHTTPServer):
         self._answers: list[Record] = []
         self._actions: list[Record] = []
         self._requests: list[Record] = []
+        self._webhook: dict[str, Any] | None = None  # setWebhook's url, secret_token, allowed_updates
+        self.webhook = WebhookPusher(self)  # posts queued updates to ``webhook.targets`` while a webhook is set
         self._api: dict[str, Callable[[Params], Any]] = {
             "getMe": self._get_me,
+            "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
@@ -166,6 +173,10 @@ class FakeTelegram(FakeHTTPServer):
     def _on_closing(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+    def close(self) -> None:
+        super().close()
+        self.webhook.join()
 
     def handle(self, request: Request) -> Response:
         parts = request.path.split("/")
@@ -636,10 +647,43 @@ class FakeTelegram(FakeHTTPServer):
     def _delete_webhook(self, params: Params) -> bool:
         if params.get_bool("drop_pending_updates"):
             self._updates.clear()
+        self._webhook = None
         return True
 
+    def _set_webhook(self, params: Params) -> bool:
+        url = params.get_str("url") or ""
+        if not url:
+            return self._delete_webhook(params)
+        if not url.startswith("https://"):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get_str("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise bad_request("bad webhook: secret token contains unallowed characters")
+        allowed = params.get_json("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = frozenset(allowed) or None
+        if params.get_bool("drop_pending_updates"):
+            self._updates.clear()
+        self._webhook = {"url": url, "secret_token": secret, "allowed_updates": allowed}
+        self.webhook.start()
+        return True
+
+    def _next_webhook_update(self) -> Update | None:
+        """The oldest queued update the webhook may take (lock held); None without a webhook."""
+        if self._webhook is None:
+            return None
+        self._updates = [u for u in self._updates if self._is_allowed(u)]
+        return copy.deepcopy(self._updates[0]) if self._updates else None
+
+    @property
+    def webhook_info(self) -> dict[str, Any] | None:
+        """What setWebhook set (url, secret_token, allowed_updates), or None."""
+        with self._cond:
+            return dict(self._webhook) if self._webhook is not None else None
+
     def _get_webhook_info(self, params: Params) -> dict[str, Any]:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+        url = self._webhook["url"] if self._webhook is not None else ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": len(self._updates)}
 
     def _set_my_commands(self, params: Params) -> bool:
         commands = params.get_json("commands")
@@ -663,6 +707,9 @@ class FakeTelegram(FakeHTTPServer):
         return True
 
     def _get_updates(self, params: Params) -> list[Update]:
+        if self._webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+                                "to delete the webhook first")
         offset = params.get_int("offset")
         limit = min(max(params.get_int("limit") or 100, 1), 100)
         deadline = time.monotonic() + min(max(params.get_float("timeout") or 0.0, 0.0), self.poll_cap)

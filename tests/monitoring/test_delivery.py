@@ -4,10 +4,12 @@ the buttons under a push."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from bot.monitor.scheduler import build_monitor
 from bot.render.answers import Reply
 from bot.service.store import StateStore
+from storage.leases import RowLease
 from storage.monitoring import Monitoring
 from tests.monitoring.conftest import ANN, BOB, CONFIRM, GROUP, World, wait
 
@@ -90,8 +92,13 @@ def test_only_the_leader_acts_and_a_passive_scheduler_takes_over_when_the_lock_e
         assert world.position(pid).status.value == "liquidated"
         assert sent["a"] == [ANN] and sent["b"] == []
         assert a.leader() and not b.leader()
-        world.clock.advance(seconds=a.ttl.total_seconds() + 1)  # the leader died without letting go
-        assert b.leader() and not a.leader()
+        # the leader hangs without letting go (alive, so its pid is no proof): the lease runs out on the wall clock
+        lease = b.lease
+        assert isinstance(lease, RowLease)
+        lease.clock = lambda: datetime.now(UTC) + timedelta(seconds=lease.ttl.total_seconds() + 1)
+        assert b.leader()
+        with store.engine.begin() as conn:  # what a tick checks before it commits: a's ticks roll back now
+            assert b.lease.still_held(conn) and not a.lease.still_held(conn)
     finally:
         store.close()
 
