@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(default="text", alias="LOANDESK_LOG_FORMAT")
     leader_ttl_seconds: float = Field(default=10, ge=2, alias="LOANDESK_LEADER_TTL_SECONDS")
     shutdown_grace_seconds: float = Field(default=20, gt=0, alias="LOANDESK_SHUTDOWN_GRACE_SECONDS")
-    bootstrap_retries: int = Field(default=10, ge=-1, alias="LOANDESK_BOOTSTRAP_RETRIES")
+    bootstrap_retries: int = Field(default=5, ge=-1, alias="LOANDESK_BOOTSTRAP_RETRIES")
     alert_interval_seconds: float = Field(default=60, ge=0, alias="LOANDESK_ALERT_INTERVAL_SECONDS")
 
     @field_validator("log_level", "log_format", mode="before")

@@ -71,7 +71,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 def _run(tmp_path: Path, token: str, base_url: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TELEGRAM_BOT_TOKEN": token,
            "LOANDESK_TELEGRAM_BASE_URL": base_url, "LOANDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
-           "LOANDESK_BINANCE_URL": "http://127.0.0.1:9"}
+           "LOANDESK_BINANCE_URL": "http://127.0.0.1:9", "LOANDESK_BOOTSTRAP_RETRIES": "1"}
     return subprocess.run([sys.executable, "-m", "bot.entry.cli", "run"], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path, env=env)
 
