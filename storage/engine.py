@@ -5,7 +5,10 @@ SQLite runs in WAL mode with a busy timeout and foreign keys on, and every trans
 of them from interleaving (a deferred transaction would fail with "database is locked" on its first write).
 PostgreSQL units of work take a transaction-scoped advisory lock instead (see ``writer_lock``); both
 databases therefore run one writing unit of work at a time, which the domain's read-modify-write of market
-state needs.
+state needs. A connection with the execution option ``READ_ONLY`` (``engine.execution_options(**{READ_ONLY:
+True})``, what a read-only unit of work uses) starts a plain ``BEGIN`` on SQLite (a WAL snapshot: it neither waits
+for the writer nor blocks it) and takes no writer lock on PostgreSQL. PostgreSQL sessions run with a
+``lock_timeout`` (``LOCK_TIMEOUT_MS``): a writer that cannot get a lock within it fails instead of waiting forever.
 
 Migrations are Alembic scripts shipped inside this package; the Alembic config is built in code, so they
 run from an installed package and from any working directory.
@@ -27,6 +30,10 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # pg_advisory_xact_lock(key1, key2): key1 names loandesk, key2 the schema, so schemas in one database
 # (parallel test runs, several desks) do not wait for each other.
 LOCK_CLASS = 0x4C444B  # "LDK"
+READ_ONLY = "loandesk_read_only"  # execution option: a read transaction (no write lock)
+# PostgreSQL's lock_timeout: the longest a unit of work waits for the writer lock (a crash tick on a large book holds
+# it for a few seconds) or any row lock, before failing with LockNotAvailable.
+LOCK_TIMEOUT_MS = 15_000
 
 
 def database_url(url: str | URL) -> URL:
@@ -37,20 +44,25 @@ def database_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False) -> Engine:
+def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False,
+                lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Engine:
     """An engine for ``sqlite:///path`` (``sqlite://`` in memory) or ``postgresql+psycopg://…``.
 
     ``schema`` (PostgreSQL only) sets the ``search_path``: every table, and Alembic's version table, lives
-    in that schema.
+    in that schema. ``lock_timeout_ms`` (PostgreSQL only): the session's ``lock_timeout`` (0: none).
     """
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo)
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "echo": echo}
-    if schema is not None:
-        if parsed.get_backend_name() != "postgresql":
-            raise ValueError("schema= is supported on PostgreSQL only")
-        kwargs["connect_args"] = {"options": f"-c search_path={schema}"}
+    if schema is not None and parsed.get_backend_name() != "postgresql":
+        raise ValueError("schema= is supported on PostgreSQL only")
+    options = [f"-c search_path={schema}"] if schema is not None else []
+    if parsed.get_backend_name() == "postgresql":
+        options.append(f"-c lock_timeout={int(lock_timeout_ms)}")
+        kwargs["pool_size"] = 10  # units of work run on a thread pool (bot.service.store), besides the lease's
+    if options:
+        kwargs["connect_args"] = {"options": " ".join(options)}
     return create_engine(parsed, **kwargs)
 
 
@@ -73,14 +85,15 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
 
 def writer_lock(conn: Connection) -> None:
-    """On PostgreSQL, wait for the schema's writer lock (released at commit or rollback); no-op on SQLite."""
-    if conn.dialect.name == "postgresql":
+    """On PostgreSQL, wait for the schema's writer lock (released at commit or rollback); no-op on SQLite and
+    on a read-only connection."""
+    if conn.dialect.name == "postgresql" and not conn.get_execution_options().get(READ_ONLY):
         conn.execute(text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"),
                      {"cls": LOCK_CLASS})
 

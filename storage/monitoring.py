@@ -237,6 +237,13 @@ class Monitoring:
         self.db.execute(update(deliveries).where(deliveries.c.id.in_(ids))
                         .values(attempts=deliveries.c.attempts + 1, next_attempt_at=at, error=error[:250]))
 
+    def retry_now(self, now: datetime) -> int:
+        """Telegram is reachable again: every pending delivery waiting out a back-off is due now, its failures
+        forgotten (an outage must not count towards dropping it). Returns how many."""
+        return int(self.db.execute(update(deliveries).where(deliveries.c.status == "pending",
+                                                             deliveries.c.next_attempt_at > now)
+                                   .values(next_attempt_at=now, attempts=0)).rowcount or 0)
+
     def drop(self, ids: Sequence[int], error: str) -> None:
         self.db.execute(update(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
                         .values(status="dropped", error=error[:250]))

@@ -15,11 +15,13 @@ from bot.render import answers, common
 from bot.render import history as render_history
 from bot.render.common import Reply
 from bot.service.loans import LoanService
+from bot.service.store import StateStore
 from bot.service.tools import ToolService
 from bot.service.usecases import Action, AddCollateral, Close, Repay, RepayWithCollateral, Transfer, WithdrawCollateral
 
 
 class BorrowerCommands:
+    store: StateStore  # units of work run on its thread pool: ``await self.store.run(fn, …)``
     service: LoanService
     tools: ToolService
     demo: bool
@@ -41,18 +43,18 @@ class BorrowerCommands:
 
     async def cmd_markets(self, user: str, args: list[str]) -> list[Reply]:
         """Rates, fixed terms and limits."""
-        return [answers.markets(self.service.catalog, {a: self.service.apr(a) for a in self.loans})]
+        return [answers.markets(self.service.catalog, await self.store.run(self.service.aprs))]
 
     async def cmd_positions(self, user: str, args: list[str]) -> list[Reply]:
         """Every open loan."""
-        return [answers.positions(self.service.positions(user, await self.prices()))]
+        return [answers.positions(await self.store.run(self.service.positions, user, await self.prices()))]
 
     async def cmd_position(self, user: str, args: list[str]) -> list[Reply]:
         """One loan."""
         parsing.need(args, ["the position number"], "position")
         parsing.extra(args, 1, "position")
         pid = parsing.position_id(args[0], "position")
-        return [answers.position(self.service.position(user, pid, await self.prices()))]
+        return [answers.position(await self.store.run(self.service.position, user, pid, await self.prices()))]
 
     async def cmd_repay(self, user: str, args: list[str]) -> list[Reply]:
         """/repay <id> <amount|all> [with collateral]."""
@@ -118,29 +120,29 @@ class BorrowerCommands:
         """/history [id]."""
         parsing.extra(args, 1, "history")
         pid = parsing.position_id(args[0], "history") if args else None
-        return [render_history.history(self.service.history(user, pid))]
+        return [render_history.history(await self.store.run(self.service.history, user, pid))]
 
     async def cmd_notify(self, user: str, args: list[str]) -> list[Reply]:
         """/notify · /notify rates on|off · /notify digest on|off [HH] (UTC hour)."""
         what = [a.lower() for a in args]
         if not what:
-            return [answers.notify_prefs(self.tools.prefs(user))]
+            return [answers.notify_prefs(await self.store.run(self.tools.prefs, user))]
         if len(what) < 2 or what[0] not in ("rates", "digest") or what[1] not in ("on", "off") \
                 or len(what) > (3 if what[:2] == ["digest", "on"] else 2):
             raise Usage(f"I did not understand '{parsing.quoted(' '.join(args))}'.", "notify")
         on = what[1] == "on"
         if what[0] == "rates":
-            return [answers.notify_prefs(self.tools.set_prefs(user, rate_changes=on), "Done.")]
+            return [answers.notify_prefs(await self.store.run(self.tools.set_prefs, user, rate_changes=on), "Done.")]
         values: dict[str, Any] = {"daily_digest": on}
         if len(what) == 3:
             hour = what[2].removesuffix(":00")
             if not hour.isascii() or not hour.isdigit() or not 0 <= int(hour) <= 23:
                 raise Usage(f"'{args[2]}' is not an hour of the day (0 to 23, UTC).", "notify")
             values["digest_hour"] = int(hour)
-        return [answers.notify_prefs(self.tools.set_prefs(user, **values), "Done.")]
+        return [answers.notify_prefs(await self.store.run(self.tools.set_prefs, user, **values), "Done.")]
 
     async def cmd_faucet(self, user: str, args: list[str]) -> list[Reply]:
         """Demo funds."""
-        got = self.service.faucet(user)
+        got = await self.store.run(self.service.faucet, user)
         return [Reply("Demo funds credited to your Spot wallet: "
                       + ", ".join(f"{common.amt(v)} {common.e(a)}" for a, v in got.items()))]

@@ -44,6 +44,7 @@ PRICES_DOWN = "Prices are unavailable right now; nothing was changed. Try again 
 class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, OfflineCommands):
     def __init__(self, service: LoanService, prices: PriceSource, operators: Collection[int], demo: bool) -> None:
         self.service = service
+        self.store = service.store  # every unit of work runs on its thread pool, off the event loop
         self.price_source = prices
         self.offline = prices if isinstance(prices, OfflinePrices) else None  # the console's own prices
         self.operators = frozenset(operators)
@@ -107,7 +108,7 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
         if isinstance(tap, taps.Confirm):
             return await self._confirm(user_id, tap.token)
         if isinstance(tap, taps.Cancel):
-            o = self.service.cancel(user, tap.token)
+            o = await self.store.run(self.service.cancel, user, tap.token)
             return TapAnswer(o.message, [], o.status in ("cancelled", "already", "expired"))
         if isinstance(tap, taps.PushButton):
             return TapAnswer(replies=await self._guarded(self._push_tap(user, tap.action, tap.pid)))
@@ -120,7 +121,7 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
             prices: dict[str, Decimal] | None = await self.prices()
         except PricesUnavailable:
             prices = None
-        o = self.service.confirm(str(user_id), token, prices, operator=user_id in self.operators)
+        o = await self.store.run(self.service.confirm, str(user_id), token, prices, operator=user_id in self.operators)
         if o.status == "failed" and not o.message:
             return TapAnswer("Prices are unavailable", [Reply(PRICES_DOWN)])
         if o.status == "failed":
@@ -131,7 +132,8 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
 
     async def _push_tap(self, user: str, kind: str, pid: int) -> list[Reply]:
         """View the position, or preview the top-up / repayment that brings it back to its initial LTV."""
-        view = self.service.position(user, pid, await self._prices_or_empty())  # refuses another's position
+        quotes = await self._prices_or_empty()
+        view = await self.store.run(self.service.position, user, pid, quotes)  # refuses another's position
         target = view.thresholds.initial
         asset = view.single_collateral
         if kind == taps.VIEW or view.ltv is None or view.ltv <= target or (kind == taps.ADD and asset is None):
@@ -157,4 +159,4 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
     async def _preview(self, user: str, action: Action, prices: bool = True) -> list[Reply]:
         """Preview ``action`` (``prices=False``: one that needs no price, e.g. a repayment, works without)."""
         quotes = await self.prices() if prices else await self._prices_or_empty()
-        return [previews.preview(self.service.preview(user, action, quotes))]
+        return [previews.preview(await self.store.run(self.service.preview, user, action, quotes))]

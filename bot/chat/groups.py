@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.chat import parsing
 from bot.chat.parsing import Usage
@@ -28,6 +29,7 @@ from bot.service.views import PositionView, position_view
 from domain.desk import Desk
 from domain.errors import Rejected
 from domain.markets import Catalog
+from domain.prices import Prices
 from storage.monitoring import Monitoring
 
 GROUP_COMMANDS = ("monitor", "share", "unshare", "board")
@@ -90,12 +92,12 @@ class Groups:
         try:
             if name == "monitor":
                 return [await self.monitor(chat_id, chat_type, title, user_id, args, status)]
-            if not self._monitoring(chat_id):
+            if not await self.store.run(self._monitoring, chat_id):
                 return [Reply(e(NOT_MONITORING))]
             if name == "share":
-                return [self.share(chat_id, str(user_id), args)]
+                return [await self.store.run(self.share, chat_id, str(user_id), args)]
             if name == "unshare":
-                return [self.unshare(chat_id, str(user_id))]
+                return [await self.store.run(self.unshare, chat_id, str(user_id))]
             return [await self.board(chat_id)]
         except Usage as exc:
             return [common.usage(exc.message)]
@@ -103,7 +105,7 @@ class Groups:
             return [common.refused(exc.message)]
 
     def _monitoring(self, chat_id: int) -> bool:
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             row = Monitoring(uow.session).chat(chat_id)
             return bool(row and row["active"] and (row["monitoring"] or row["desk_channel"]))
 
@@ -116,17 +118,14 @@ class Groups:
         if what == "desk" and user_id not in self.operators:
             return Reply("Only the desk's operators can make a group the desk risk channel.")
         if what == "off" and user_id not in self.operators:
-            with self.store.unit_of_work() as uow:
-                row = Monitoring(uow.session).chat(chat_id)
+            row = await self.store.run(self._chat, chat_id)
             if row is not None and row["desk_channel"]:
                 return Reply("This is the desk risk channel: only the desk's operators can turn it off.")
         if what != "desk" and await status() not in ADMINS:
             return Reply("Only a group admin can do that.")
         values = {"off": {"monitoring": False, "desk_channel": False}, "desk": {"desk_channel": True},
                   "": {"monitoring": True}}[what]
-        with self.store.unit_of_work() as uow:
-            Monitoring(uow.session).save_chat(chat_id, chat_type, self.clock(), title=title, active=True, **values)
-            uow.commit()
+        await self.store.run(self._save_chat, chat_id, chat_type, title, values)
         if what == "off":
             return Reply("This group no longer receives pushes.")
         if what == "desk":
@@ -134,6 +133,15 @@ class Groups:
                          "book is pushed here.")
         return Reply("This group is now a monitoring channel. Members: /share shows all your positions here "
                      "(or /share 12 for one), /unshare stops, /board lists what is shared.")
+
+    def _chat(self, chat_id: int) -> Any:
+        with self.store.unit_of_work(read_only=True) as uow:
+            return Monitoring(uow.session).chat(chat_id)
+
+    def _save_chat(self, chat_id: int, chat_type: str, title: str | None, values: dict[str, bool]) -> None:
+        with self.store.unit_of_work() as uow:
+            Monitoring(uow.session).save_chat(chat_id, chat_type, self.clock(), title=title, active=True, **values)
+            uow.commit()
 
     def share(self, chat_id: int, owner: str, args: list[str]) -> Reply:
         """/share [#id|all]: one of the member's own positions, or all of them (also future ones)."""
@@ -158,15 +166,7 @@ class Groups:
 
     async def tap(self, chat_id: int, user_id: int, kind: str, pid: int) -> GroupTap:
         """``pv``/``pa``/``pr`` under a push in this group, authorised here: the group must see the position."""
-        with self.store.unit_of_work() as uow:
-            m = Monitoring(uow.session)
-            row = m.chat(chat_id)
-            p = uow.book.get_position(pid)
-            owner = p.owner if p is not None else ""
-            # the desk risk channel sees the positions whose margin calls and liquidations were pushed there;
-            # a monitoring group sees what its members shared
-            visible = bool(p is not None and row and row["active"] and (
-                (row["desk_channel"] and m.pushed_here(chat_id, pid)) or chat_id in m.groups_watching(owner, pid)))
+        visible, owner = await self.store.run(self._visible, chat_id, pid)
         if not visible:
             return GroupTap(NOT_HERE)
         if kind != "pv":
@@ -175,20 +175,40 @@ class Groups:
             prices = await self.prices.prices()
         except PricesUnavailable:
             prices = {}
-        with self.store.unit_of_work() as uow:
+        view = await self.store.run(self._view, pid, prices)
+        return GroupTap(replies=[render_board.board([view], prices)])
+
+    def _visible(self, chat_id: int, pid: int) -> tuple[bool, str]:
+        """Whether the group sees position ``pid``, and its owner."""
+        with self.store.unit_of_work(read_only=True) as uow:
+            m = Monitoring(uow.session)
+            row = m.chat(chat_id)
+            p = uow.book.get_position(pid)
+            owner = p.owner if p is not None else ""
+            # the desk risk channel sees the positions whose margin calls and liquidations were pushed there;
+            # a monitoring group sees what its members shared
+            visible = bool(p is not None and row and row["active"] and (
+                (row["desk_channel"] and m.pushed_here(chat_id, pid)) or chat_id in m.groups_watching(owner, pid)))
+            return visible, owner
+
+    def _view(self, pid: int, prices: Prices) -> PositionView:
+        with self.store.unit_of_work(read_only=True) as uow:
             p = uow.book.get_position(pid)
             assert p is not None
-            view = position_view(Desk(self.catalog, uow.domain_book), p, prices, self.clock())
-        return GroupTap(replies=[render_board.board([view], prices)])
+            return position_view(Desk(self.catalog, uow.domain_book), p, prices, self.clock())
 
     async def board(self, chat_id: int) -> Reply:
         try:
             prices = await self.prices.prices()
         except PricesUnavailable:
             prices = {}
+        return render_board.board(await self.store.run(self._shared, chat_id, prices), prices)
+
+    def _shared(self, chat_id: int, prices: Prices) -> list[PositionView]:
+        """The positions shared in the group, as views."""
         now = self.clock()
         views: list[PositionView] = []
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = Desk(self.catalog, uow.domain_book)
             seen: set[int] = set()
             for owner, pid in Monitoring(uow.session).shares_in(chat_id):
@@ -196,4 +216,4 @@ class Groups:
                     if p.active and (pid is None or p.id == pid) and p.id not in seen:
                         seen.add(p.id)
                         views.append(position_view(desk, p, prices, now))
-        return render_board.board(views, prices)
+        return views

@@ -14,6 +14,7 @@ from bot.chat.parsing import Usage
 from bot.render import buttons, common, guide
 from bot.render.common import Reply, TapAnswer
 from bot.service.loans import LoanService
+from bot.service.store import StateStore
 from bot.service.usecases import Borrow
 from domain.money import AmountError, fmt, parse_amount, pct
 
@@ -21,6 +22,7 @@ TARGETS = ("30", "40", "50", "60")
 
 
 class GuidedBorrow:
+    store: StateStore  # units of work run on its thread pool: ``await self.store.run(fn, …)``
     service: LoanService
     loans: list[str]
     collateral: list[str]
@@ -48,13 +50,13 @@ class GuidedBorrow:
         # a command that already says what it wants (an amount, a collateral) is Flexible unless it says fixed
         chosen = (f"fixed:{b.term_days}" if b.term_days is not None
                   else "flexible" if b.amount is not None or b.collateral_asset is not None else None)
-        self.service.draft(user, reset="1", loan=b.loan, collateral=b.collateral_asset,
+        await self.store.run(self.service.draft, user, reset="1", loan=b.loan, collateral=b.collateral_asset,
                            amount=None if b.amount is None else str(b.amount), product=chosen)
         return await self._guide(user)
 
     async def _borrow_at(self, user: str, loan: str, amount: Decimal, coll: str, target: Decimal,
                          term_days: int | None) -> list[Reply]:
-        qty = self.service.size_collateral(user, loan, amount, coll, target, await self.prices())
+        qty = await self.store.run(self.service.size_collateral, user, loan, amount, coll, target, await self.prices())
         product = "fixed" if term_days else "flexible"
         return await self._preview(user, Borrow(loan, amount, {coll: qty}, product, term_days, target))
 
@@ -74,7 +76,7 @@ class GuidedBorrow:
 
     async def guided_text(self, user: str, text: str) -> list[Reply]:
         """Plain text: the amount a guided /borrow asked for; otherwise a pointer to /help."""
-        draft = self.service.current_draft(user)
+        draft = await self.store.run(self.service.current_draft, user)
         if draft is None or draft.loan is None or draft.collateral is None or draft.amount is not None:
             return [Reply("Send /help to see what I can do.")]
         try:
@@ -86,19 +88,20 @@ class GuidedBorrow:
         except Usage as exc:
             return [Reply(f"{common.e(exc.message.splitlines()[0])} How much {common.e(draft.loan)} "
                           "do you want to borrow?")]
-        self.service.draft(user, amount=str(value))
+        await self.store.run(self.service.draft, user, amount=str(value))
         return await self._guarded(self._guide(user))
 
     async def guided_tap(self, user: str, tap: buttons.Guide) -> TapAnswer:
-        draft = self.service.current_draft(user)
+        draft = await self.store.run(self.service.current_draft, user)
         if tap.step == buttons.LOAN and tap.value in self.loans:
-            self.service.draft(user, reset="1", loan=tap.value)
+            await self.store.run(self.service.draft, user, reset="1", loan=tap.value)
         elif tap.step == buttons.PRODUCT and draft is not None and draft.loan is not None and (
                 tap.value == buttons.FLEX or (tap.value.isdigit()
                 and int(tap.value) in self.service.catalog.loans[draft.loan].fixed_apr)):
-            self.service.draft(user, product="flexible" if tap.value == buttons.FLEX else f"fixed:{tap.value}")
+            product = "flexible" if tap.value == buttons.FLEX else f"fixed:{tap.value}"
+            await self.store.run(self.service.draft, user, product=product)
         elif tap.step == buttons.COLLATERAL and tap.value in self.collateral:
-            self.service.draft(user, collateral=tap.value)
+            await self.store.run(self.service.draft, user, collateral=tap.value)
         elif tap.step == buttons.TARGET and tap.value in TARGETS:
             if draft is None or not (draft.loan and draft.collateral and draft.amount):
                 return TapAnswer("That choice has expired; send /borrow again.", clear_buttons=True)
@@ -110,12 +113,12 @@ class GuidedBorrow:
         return TapAnswer(replies=await self._guarded(self._guide(user)), clear_buttons=True)
 
     async def _guide(self, user: str) -> list[Reply]:
-        d = self.service.current_draft(user)
+        d = await self.store.run(self.service.current_draft, user)
         cat = self.service.catalog
         if d is None or d.loan is None:
             return [common.choose("What do you want to borrow?", self.loans, f"{buttons.LOAN}:")]
         if d.product is None:
-            return [guide.product(d.loan, self.service.apr(d.loan), cat)]
+            return [guide.product(d.loan, await self.store.run(self.service.apr, d.loan), cat)]
         if d.collateral is None:
             options = [c for c in self.collateral if c != d.loan]
             return [common.choose(f"Borrow {d.loan} against which collateral?", options, f"{buttons.COLLATERAL}:")]

@@ -11,12 +11,14 @@ from bot.chat import parsing
 from bot.render import answers
 from bot.render.common import Reply
 from bot.service.loans import LoanService
+from bot.service.store import StateStore
 from bot.service.usecases import Credit, Debit, ResumeLiquidations, SetRate
 
 RATE_WARNING = Decimal("0.5")  # an APR above 50% is previewed with a warning
 
 
 class OperatorCommands:
+    store: StateStore  # units of work run on its thread pool: ``await self.store.run(fn, …)``
     service: LoanService
     loans: list[str]
     _preview: Callable[..., Awaitable[list[Reply]]]
@@ -48,7 +50,7 @@ class OperatorCommands:
 
     async def cmd_book(self, user: str, args: list[str]) -> list[Reply]:
         """The whole book by LTV."""
-        return [answers.book(self.service.book(await self._prices_or_empty()))]
+        return [answers.book(await self.store.run(self.service.book, await self._prices_or_empty()))]
 
     async def cmd_resume(self, user: str, args: list[str]) -> list[Reply]:
         """/resume: let the liquidation wave the circuit breaker paused go through."""

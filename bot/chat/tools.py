@@ -19,6 +19,7 @@ from bot.render import termsheet as render_termsheet
 from bot.render import tools as render_tools
 from bot.render.charts import render_backtest_chart, render_position_chart
 from bot.render.common import Reply
+from bot.service.store import StateStore
 from bot.service.tools import MIN_TICKS, ChartData, ToolService
 from domain.analysis.backtest import BacktestError
 from domain.prices import Prices
@@ -26,6 +27,7 @@ from domain.risk import Lot, ltv
 
 
 class ToolCommands:
+    store: StateStore  # units of work run on its thread pool: ``await self.store.run(fn, …)``
     """Handlers of ``/protect``, ``/alert``, ``/alerts``, ``/stress``, ``/estimate``, ``/backtest``,
     ``/chart``, ``/terms`` and the operators' ``/vip``. Needs ``ChatDesk``'s ``tools``, ``prices``,
     ``_prices_or_empty``, ``_preview``, ``loans`` and ``collateral``."""
@@ -42,7 +44,7 @@ class ToolCommands:
         parsing.need(args, ["the position number", "the trigger LTV (or off)"], "protect")
         pid = parsing.position_id(args[0], "protect")
         if len(args) == 2 and args[1].lower() == "off":
-            return [render_tools.protection_removed(pid, self.tools.unprotect(user, pid))]
+            return [render_tools.protection_removed(pid, await self.store.run(self.tools.unprotect, user, pid))]
         parsing.need(args, ["the position number", "the trigger LTV", "the target LTV", "topup or repay"], "protect")
         parsing.extra(args, 4, "protect")
         trigger, target = parsing.percent(args[1], "protect"), parsing.percent(args[2], "protect")
@@ -50,7 +52,7 @@ class ToolCommands:
         if mode not in ("topup", "repay"):
             raise Usage(f"'{parsing.quoted(args[3])}' is not a mode: topup adds collateral, repay pays debt back.",
                         "protect")
-        rule = self.tools.protect(user, pid, trigger, target, mode)
+        rule = await self.store.run(self.tools.protect, user, pid, trigger, target, mode)
         return [render_tools.protection_set(rule, self.tools.loans.clock())]
 
     async def cmd_alert(self, user: str, args: list[str]) -> list[Reply]:
@@ -62,7 +64,7 @@ class ToolCommands:
                         "alert")
         parsing.need(args, ["ltv", "the level"], "alert")
         parsing.extra(args, 2, "alert")
-        level = self.tools.loans.set_alert_ltv(user, parsing.percent(args[1], "alert"))
+        level = await self.store.run(self.tools.loans.set_alert_ltv, user, parsing.percent(args[1], "alert"))
         return [Reply(f"Done. You will be warned when a position's LTV reaches {common.ltv_text(level)}.")]
 
     async def alert_price(self, user: str, args: list[str]) -> list[Reply]:
@@ -71,14 +73,15 @@ class ToolCommands:
         parsing.extra(args, 2, "alert")
         pid = parsing.position_id(args[0], "alert")
         if args[1].lower() == "off":
-            return [render_tools.price_alert_removed(pid, self.tools.unalert_price(user, pid))]
+            return [render_tools.price_alert_removed(pid, await self.store.run(self.tools.unalert_price, user, pid))]
         distance = parsing.percent(args[1], "alert")
-        alert, now = self.tools.alert_price(user, pid, distance, await self._prices_or_empty())
+        alert, now = await self.store.run(self.tools.alert_price, user, pid, distance, await self._prices_or_empty())
         return [render_tools.price_alert_set(alert, now)]
 
     async def cmd_alerts(self, user: str, args: list[str]) -> list[Reply]:
         """Warning level, price alerts and protection rules."""
-        return [render_tools.alerts_overview(self.tools.overview(user, await self._prices_or_empty()))]
+        quotes = await self._prices_or_empty()
+        return [render_tools.alerts_overview(await self.store.run(self.tools.overview, user, quotes))]
 
     async def cmd_stress(self, user: str, args: list[str]) -> list[Reply]:
         """/stress <id> -30%  or  /stress <id> BTC -30% ETH -20%."""
@@ -97,7 +100,7 @@ class ToolCommands:
                 if asset in moves:
                     raise Usage(f"{asset} is named twice.", "stress")
                 moves[asset] = parsing.move(value, "stress")
-        return [render_tools.stress(self.tools.stress(user, pid, moves, await self.prices()))]
+        return [render_tools.stress(await self.store.run(self.tools.stress, user, pid, moves, await self.prices()))]
 
     async def cmd_estimate(self, user: str, args: list[str]) -> list[Reply]:
         """/estimate <amount> <ASSET> <days>d."""
@@ -105,7 +108,8 @@ class ToolCommands:
         parsing.extra(args, 3, "estimate")
         amount = parsing.amount(args[0], "estimate")
         asset = parsing.asset(args[1], self.loans, "estimate", "loan asset")
-        return [render_tools.estimate(self.tools.estimate(amount, asset, parsing.days(args[2], "estimate")))]
+        days = parsing.days(args[2], "estimate")
+        return [render_tools.estimate(await self.store.run(self.tools.estimate, amount, asset, days))]
 
     async def cmd_backtest(self, user: str, args: list[str]) -> list[Reply]:
         """/backtest <id> <event>: the position through a historical crash, with the chart."""
@@ -117,7 +121,7 @@ class ToolCommands:
         except BacktestError:
             raise Usage(f"'{parsing.quoted(args[1])}' is not a crash I know (choose: {', '.join(EVENTS)}).",
                         "backtest") from None
-        result = self.tools.backtest(user, pid, ev.name, await self.prices())
+        result = await self.store.run(self.tools.backtest, user, pid, ev.name, await self.prices())
         png = await asyncio.to_thread(render_backtest_chart, result, f"#{pid} through {ev.title}")
         return [render_tools.backtest(pid, ev.title, result, png)]
 
@@ -125,18 +129,19 @@ class ToolCommands:
         """/chart <id>: price and LTV since the position opened."""
         parsing.need(args, ["the position number"], "chart")
         parsing.extra(args, 1, "chart")
-        data = self.tools.chart(user, parsing.position_id(args[0], "chart"), await self.prices())
+        data = await self.store.run(self.tools.chart, user, parsing.position_id(args[0], "chart"), await self.prices())
         png = await asyncio.to_thread(draw_chart, data) if data.ticks >= MIN_TICKS else None
         return [render_tools.chart(data, png)]
 
     async def cmd_terms(self, user: str, args: list[str]) -> list[Reply]:
         """The borrower's current VIP term sheet."""
-        return [render_termsheet.term_sheet(self.tools.term_sheet(user))]
+        return [render_termsheet.term_sheet(await self.store.run(self.tools.term_sheet, user))]
 
     async def cmd_vip(self, user: str, args: list[str]) -> list[Reply]:
         """Operators: /vip <user_id> shows a borrower's sheet; /vip <user_id> … issues a new version."""
         if len(args) == 1:
-            return [render_termsheet.term_sheet(self.tools.term_sheet(parsing.user_id(args[0], "vip")))]
+            owner = parsing.user_id(args[0], "vip")
+            return [render_termsheet.term_sheet(await self.store.run(self.tools.term_sheet, owner))]
         cat = self.tools.catalog
         action = parse_vip(args, self.loans, {a: c.ratio for a, c in cat.collateral.items()})
         return await self._preview(user, action, prices=False)

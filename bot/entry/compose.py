@@ -3,6 +3,10 @@
 Nothing else builds these parts; ``loandesk run``, the console, the tests and the benchmarks all come here.
 The operations side (``bot.ops``: metrics, incidents, the database probe) is wired here too and left in
 ``app.bot_data["ops"]`` for ``loandesk run`` (health server) and the error handler.
+
+The Application handles updates of different chats at once and one chat's in order (``PerChatUpdates``), and
+every Bot API call goes through one ``TelegramBudget`` (replies first, pushes by urgency, 429s retried), left in
+``app.bot_data["budget"]``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from bot.render.common import Reply
 from bot.service.loans import Clock, LoanService, utcnow
 from bot.service.store import StateStore
 from bot.settings import Settings
+from bot.telegram.budget import TelegramBudget
 from bot.telegram.flood import FloodLimiter
 from bot.telegram.handlers import App, TelegramHandlers, set_menus
+from bot.telegram.updates import PerChatUpdates
 from domain.markets import Catalog, load_catalog
 
 
@@ -98,11 +104,13 @@ def _requests(metrics: Metrics, timeouts: dict[str, float]) -> tuple[MeasuredReq
 
 def build_application(settings: Settings, prices: PriceSource | None = None, *, clock: Clock = utcnow,
                       monitor: bool = True, feed: PriceSource | None = None, catalog: Catalog | None = None,
-                      flood: FloodLimiter | None = None, **timeouts: float) -> App:
+                      flood: FloodLimiter | None = None, budget: TelegramBudget | None = None,
+                      concurrent: bool = True, **timeouts: float) -> App:
     """The bot; with ``monitor`` also the scheduler (prices, sweeps, accrual) and the notifier, in its loop.
     ``feed`` replaces the exchange the scheduler polls (the console's offline prices); ``flood`` the default
-    per-user limiter; ``timeouts``: HTTP timeouts by ApplicationBuilder's names (``read_timeout``,
-    ``get_updates_read_timeout``…)."""
+    per-user limiter; ``budget`` Telegram's limits (default: Telegram's own); ``concurrent=False`` handles updates one
+    at a time (the benchmarks' comparison); ``timeouts``: HTTP timeouts by ApplicationBuilder's names
+    (``read_timeout``, ``get_updates_read_timeout``…)."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     desk, store, source = build_desk(settings, prices, clock, catalog)
@@ -126,9 +134,11 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
         store.close()
 
     request, updates_request = _requests(metrics, timeouts)
+    budget = budget or TelegramBudget()
     builder = (ApplicationBuilder().token(settings.telegram_bot_token).job_queue(None)
                .application_class(MeasuredApplication, {"metrics": metrics})
-               .request(request).get_updates_request(updates_request))
+               .request(request).get_updates_request(updates_request).rate_limiter(budget)
+               .concurrent_updates(PerChatUpdates() if concurrent else False))
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
     app: App = builder.post_init(post_init).post_shutdown(post_shutdown).build()
@@ -151,6 +161,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     TelegramHandlers(desk, flood or FloodLimiter(), groups, watcher).register(app)
     app.bot_data["desk"] = desk
     app.bot_data["store"] = store
+    app.bot_data["budget"] = budget
     return app
 
 

@@ -12,7 +12,10 @@ Guarantees. Deliveries are rows, so a crash loses nothing. A delivery is marked 
 transaction right after Telegram accepts the message: a crash in between (or a timeout after Telegram
 actually accepted) re-sends exactly that one message after restart — at-least-once, with a window of one
 message per chat. 429 waits ``retry_after``; other failures back off exponentially; critical kinds
-(``domain.events.CRITICAL``) are retried forever, others dropped after ``MAX_ATTEMPTS``. 403 deactivates the
+(``domain.events.CRITICAL``) are retried forever, others dropped after ``MAX_ATTEMPTS`` refusals. Telegram out of
+reach (network errors, timeouts, 5xx) is an outage, not a refusal: nothing is dropped for it, retries come at
+least every ``OUTAGE_BACKOFF`` seconds, and the first message Telegram accepts afterwards resets every back-off
+(``Monitoring.retry_now``): the backlog goes out at once, folded per chat, most urgent first. 403 deactivates the
 chat: its critical deliveries are *held* (never dropped; new critical events for it are held too), the others
 dropped. When the chat talks to the bot again (or a group re-adds it) ``bot.telegram.handlers`` reactivates it and
 ``flush(chat_id)`` sends the held pushes, most urgent first and folded, before the answer. A migrated group
@@ -22,15 +25,17 @@ moves its flags, shares and pending deliveries to the new id and is sent to ther
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
-from telegram.error import ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.render import pushes
 from bot.render.common import Reply
@@ -45,16 +50,26 @@ MAX_FOLD = 8
 MARK_ATTEMPTS = 12  # about a minute of a locked database before a sent message may be sent again
 FOLD_CHARS = 3800
 PASS_SECONDS = 1.0
+OUTAGE_BACKOFF = 10.0  # Telegram out of reach: the longest wait before trying again
 Send = Callable[[int, Reply], Awaitable[int]]
+URGENCY: contextvars.ContextVar[int] = contextvars.ContextVar("push_urgency", default=9)  # of the push being sent
 
 
 def telegram_sender(bot: Bot) -> Send:
+    """Pushes through ``bot``; with the Application's ``TelegramBudget`` they queue behind replies, by urgency
+    (``reply.urgency``), and a 429 comes back here (the notifier retries from its delivery rows)."""
+    limited = getattr(bot, "rate_limiter", None) is not None
+
     async def send(chat_id: int, reply: Reply) -> int:
         markup = None
         if reply.buttons:
             markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row]
                                            for row in reply.buttons])
-        message = await bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        extra: dict[str, Any] = {}
+        if limited:
+            extra["rate_limit_args"] = {"priority": 1 + max(0, URGENCY.get()), "retries": 0}
+        message = await bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                         **extra)
         return message.message_id
     return send
 
@@ -75,6 +90,7 @@ class Notifier:
         self.group_gap = group_gap
         self.ready_at: dict[int, float] = {}  # monotonic time a chat may be sent to again
         self.last_send = 0.0
+        self.outage = False  # a send failed for want of Telegram; the next success resets the back-offs
         self._lock = asyncio.Lock()
 
     async def run(self) -> int:
@@ -82,10 +98,10 @@ class Notifier:
         if self._lock.locked():
             return 0
         async with self._lock:
-            self.dispatch()
+            await self.store.run(self.dispatch)
             sent = total = await self.deliver()
             while sent:  # a backlog (a crash) drains at the overall pace, not one pass per scheduler run
-                self.dispatch()
+                await self.store.run(self.dispatch)
                 sent = await self.deliver()
                 total += sent
             return total
@@ -132,14 +148,13 @@ class Notifier:
     async def flush(self, chat_id: int) -> int:
         """Send what is due for one chat now (its held pushes, just released), waiting for a pass in progress."""
         async with self._lock:
-            self.dispatch()
+            await self.store.run(self.dispatch)
             self.ready_at.pop(chat_id, None)
             return await self.deliver(chat_id)  # one folded message; any rest follows at the chat's pace
 
     async def deliver(self, chat_id: int | None = None) -> int:
         """One pass over what is due (for one chat, or all); returns how many messages Telegram accepted."""
-        with self.store.unit_of_work() as uow:
-            due = Monitoring(uow.session).due(self.clock(), chat_id=chat_id)
+        due = await self.store.run(self._due, chat_id)
         by_chat: dict[int, list[Due]] = {}
         for d in due:  # ordered by urgency, so chats come in the order of their most urgent delivery
             by_chat.setdefault(d.chat_id, []).append(d)
@@ -155,6 +170,10 @@ class Notifier:
             if await self._send(chat_id, batch):
                 sent += 1
         return sent
+
+    def _due(self, chat_id: int | None) -> list[Due]:
+        with self.store.unit_of_work(read_only=True) as uow:
+            return Monitoring(uow.session).due(self.clock(), chat_id=chat_id)
 
     def _batch(self, items: list[Due]) -> list[Due]:
         batch: list[Due] = []
@@ -176,54 +195,66 @@ class Notifier:
         ids = [d.id for d in batch]
         reply = pushes.fold([d.event for d in batch])
         self.ready_at[chat_id] = time.monotonic() + (self.private_gap if chat_id > 0 else self.group_gap)
+        token = URGENCY.set(min(d.urgency for d in batch))
         try:
             message_id = await self.send(chat_id, reply)
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
             self.ready_at[chat_id] = time.monotonic() + wait
-            self._update(lambda m: m.retry(ids, self.clock() + timedelta(seconds=wait), f"429 retry after {wait}"))
+            await self.store.run(self._update, lambda m: m.retry(ids, self.clock() + timedelta(seconds=wait),
+                                                                 f"429 retry after {wait}"))
             return False
         except Forbidden as exc:
             error = f"403 {exc.message}"
             log.info("chat %s refuses the bot (%s): deactivated, critical pushes held", chat_id, error)
-            self._update(lambda m: self._deactivate(m, chat_id, error))
+            await self.store.run(self._update, lambda m: self._deactivate(m, chat_id, error))
             return False
         except ChatMigrated as exc:
             new = int(exc.new_chat_id)
             log.info("group %s migrated to %s", chat_id, new)
-            self._update(lambda m: m.migrate_chat(chat_id, new, self.clock()))
+            await self.store.run(self._update, lambda m: m.migrate_chat(chat_id, new, self.clock()))
             self.ready_at.pop(new, None)
             return False
         except TelegramError as exc:
-            self._failed(batch, str(exc))
+            outage = isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+            self.outage = self.outage or outage
+            await self.store.run(self._failed, batch, str(exc), outage)
             return False
+        finally:
+            URGENCY.reset(token)
         # the chat's pace counts from acceptance too: a slow request never puts two sends in one window
         self.ready_at[chat_id] = time.monotonic() + (self.private_gap if chat_id > 0 else self.group_gap)
         # The at-least-once window: Telegram has the message, and this commit records it. A busy database (a long
         # catch-up tick holding the write lock) must not turn into a second copy of the message: keep trying.
+        recovered, self.outage = self.outage, False
         for attempt in range(MARK_ATTEMPTS):
             try:
-                await asyncio.to_thread(self._update, lambda m: m.delivered(ids, message_id, self.clock()))
+                await self.store.run(self._update, lambda m: m.delivered(ids, message_id, self.clock()))
                 break
             except OperationalError as exc:
                 log.warning("could not record delivery %s yet (%s); retrying", ids, exc.orig)
                 await asyncio.sleep(min(0.5 * 2 ** attempt, 5.0))
+        if recovered:  # Telegram is back: whatever waits out a back-off goes now (the chats' pace still holds)
+            log.warning("Telegram accepts messages again: retrying every pending push now")
+            await self.store.run(self._update, lambda m: m.retry_now(self.clock()))
         return True
 
     def _deactivate(self, m: Monitoring, chat_id: int, error: str) -> None:
         m.save_chat(chat_id, "private" if chat_id > 0 else "group", self.clock(), active=False)
         m.hold_chat(chat_id, error)
 
-    def _failed(self, batch: list[Due], error: str) -> None:
+    def _failed(self, batch: list[Due], error: str, outage: bool = False) -> None:
+        """Record a failed send: back off; a refusal counts towards dropping a non-critical push, an outage
+        (Telegram out of reach) never does."""
         attempts = max(d.attempts for d in batch) + 1
         critical = [d.id for d in batch if d.event.type in CRITICAL]
         others = [d.id for d in batch if d.event.type not in CRITICAL]
-        at = self.clock() + timedelta(seconds=min(2.0 ** attempts, MAX_BACKOFF))
+        at = self.clock() + timedelta(seconds=min(2.0 ** attempts, OUTAGE_BACKOFF if outage else MAX_BACKOFF))
         log.warning("push to chat %s failed (attempt %s): %s", batch[0].chat_id, attempts, error)
 
         def record(m: Monitoring) -> None:
             m.retry(critical, at, error)
-            if attempts >= MAX_ATTEMPTS:
+            if attempts >= MAX_ATTEMPTS and not outage:
                 m.drop(others, error)
             else:
                 m.retry(others, at, error)

@@ -215,17 +215,19 @@ class Monitor:
         now = self.clock()
         if verdict is None:
             if self.feed.went_stale(now):
-                self.tell_operators("prices_stale", "No exchange price for over 60 seconds: nothing is "
-                                    "liquidated until prices are back. Margin calls use the last known prices.",
-                                    flag=STALE, raise_flag=True)
+                await asyncio.to_thread(self.tell_operators, "prices_stale",
+                                        "No exchange price for over 60 seconds: nothing is liquidated until prices "
+                                        "are back. Margin calls use the last known prices.", flag=STALE,
+                                        raise_flag=True)
         else:
             if self.feed.recovered():
-                self.tell_operators("prices_recovered", "Exchange prices are back; the risk sweep runs again.",
-                                    flag=STALE, raise_flag=False)
+                await asyncio.to_thread(self.tell_operators, "prices_recovered",
+                                        "Exchange prices are back; the risk sweep runs again.", flag=STALE,
+                                        raise_flag=False)
             guard = self.feed.guard
             await asyncio.to_thread(self.tick, guard.newest(verdict.at, WARN_MAX_AGE), guard.confirmed(verdict.at),
                                     verdict.at, guard.corroborated(verdict.at), True)
-        self.price_troubles(now)
+        await asyncio.to_thread(self.price_troubles, now)  # off the loop, like every unit of work
         self.wake_notifier()
 
     async def hourly(self) -> None:

@@ -92,32 +92,32 @@ class LoanService:
     def wallet(self, owner: str) -> dict[str, tuple[Decimal, Decimal]]:
         """Asset → (Spot, Earn) for every asset the borrower holds."""
         now = self.clock()
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             out = {a: (desk.spot(owner, a), desk.earn(owner, a, now)) for a in self.catalog.assets}
             return {a: v for a, v in out.items() if v[0] or v[1]}
 
     def positions(self, owner: str, prices: Prices, include_closed: bool = False) -> list[PositionView]:
         now = self.clock()
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             return [position_view(desk, p, prices, now) for p in sorted(uow.book.positions_of(owner), key=_pid)
                     if include_closed or p.active or p.debt_shares > 0]
 
     def position(self, owner: str, pid: int, prices: Prices) -> PositionView:
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             return position_view(desk, desk.own(owner, pid), prices, self.clock())
 
     def history(self, owner: str, pid: int | None) -> list[Event]:
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             if pid is not None:
                 self._desk(uow).own(owner, pid)
             return uow.bot.events(owner, pid)
 
     def alerts(self, owner: str) -> tuple[Decimal | None, Decimal]:
         """The borrower's own warning level (None: the default) and the default."""
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             return uow.book.account(owner).warning_ltv, self.catalog.products["flexible"].warning_ltv
 
     def set_alert_ltv(self, owner: str, level: Decimal) -> Decimal:
@@ -148,14 +148,21 @@ class LoanService:
         return dict(FAUCET)
 
     def apr(self, asset: str) -> Decimal:
-        with self.store.unit_of_work() as uow:
-            state = uow.book.market(asset)
-            return state.current_apr if state else self.catalog.loans[asset].flexible_apr
+        return self.aprs([asset])[asset]
+
+    def aprs(self, assets: list[str] | None = None) -> dict[str, Decimal]:
+        """The current Flexible APR of each loan asset (all of them by default), in one read."""
+        with self.store.unit_of_work(read_only=True) as uow:
+            out = {}
+            for asset in assets if assets is not None else list(self.catalog.loans):
+                state = uow.book.market(asset)
+                out[asset] = state.current_apr if state else self.catalog.loans[asset].flexible_apr
+            return out
 
     def book(self, prices: Prices) -> BookView:
         """The whole book for operators: open positions by LTV, totals per asset."""
         now = self.clock()
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             views = [position_view(desk, p, prices, now) for p in uow.book.active_positions()]
         debt: dict[str, Decimal] = {}
@@ -181,7 +188,7 @@ class LoanService:
             return draft
 
     def current_draft(self, owner: str) -> Draft | None:
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             return uow.bot.draft(owner)
 
     # ----------------------------------------------------------------- previews
@@ -255,7 +262,7 @@ class LoanService:
                         prices: Prices) -> Decimal:
         """Collateral that puts the loan at ``target`` LTV (``/borrow 500 USDT with BTC at 50%``), counting the
         open loan of the same pair that the borrow would add to."""
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             return collateral_for_ltv(self._desk(uow), owner, loan, amount, coll, target, prices, self.clock())
 
 

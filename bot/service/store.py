@@ -6,13 +6,26 @@ update keys and faucet days. A confirmation consumes its token in the same commi
 confirms, so the two happen together or not at all. Leaving without ``commit()`` rolls everything back.
 
 The bot tables are defined in ``storage.tables`` and created by the storage migrations; they are the bot's own.
+
+Units of work are synchronous (the domain is) and never run on the event loop: ``await store.run(fn, *args)`` runs
+``fn`` on the store's own thread pool (``DB_THREADS`` threads), so a unit of work waiting for the database (a crash
+tick holding the write lock) holds up only its own update, never the loop. ``unit_of_work()`` called on the loop's
+thread is logged (``on_loop = "raise"``: refused, what the tests use). ``unit_of_work(read_only=True)`` is a read
+(no write lock, cannot commit).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import logging
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,6 +43,10 @@ from storage.tables import bot_seen as seen
 from storage.tables import outbox
 from storage.uow import UnitOfWork as StorageUnitOfWork
 
+log = logging.getLogger("loandesk.store")
+P = ParamSpec("P")
+T = TypeVar("T")
+DB_THREADS = 8  # units of work at once (SQLite still writes one at a time; reads run beside the writer)
 PREVIEW_KEEP = timedelta(days=1)  # how long a used or expired preview is remembered
 SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
 
@@ -151,13 +168,45 @@ class StateStore:
     """The database: migrated storage tables plus the bot's tables. ``schema`` (PostgreSQL) is the
     ``search_path``; ``migrate=False`` when migrations are a separate step (``loandesk db upgrade``)."""
 
+    on_loop = "log"  # a unit of work opened on the event loop's thread: "log" it, "raise" (tests), or "allow"
+
     def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True) -> None:
         self.engine: Engine = make_engine(url, schema=schema)
+        self._executor: ThreadPoolExecutor | None = None
+        self._warned: set[str] = set()
         if migrate:
             upgrade(self.engine)
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        if self.on_loop != "allow" and _on_event_loop():
+            self._on_loop()
+        return UnitOfWork(self.engine, read_only=read_only)
+
+    def _on_loop(self) -> None:
+        where = "".join(traceback.format_stack(limit=4)[:-2])
+        if self.on_loop == "raise":
+            raise RuntimeError(f"a unit of work on the event loop's thread:\n{where}")
+        if where not in self._warned:
+            self._warned.add(where)
+            log.warning("a unit of work on the event loop's thread (it stalls every chat):\n%s", where)
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` on the store's thread pool (off the event loop), with the caller's context."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="loandesk-db")
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
         self.engine.dispose()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -73,7 +73,7 @@ class ToolService:
 
     def prefs(self, owner: str) -> dict[str, Any]:
         """Opt-in pushes (``account_prefs``): rate changes, and the daily digest with its UTC hour."""
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             return Monitoring(uow.session).prefs(owner)
 
     def set_prefs(self, owner: str, **values: Any) -> dict[str, Any]:
@@ -114,7 +114,7 @@ class ToolService:
 
     def overview(self, owner: str, prices: Prices) -> AlertsOverview:
         now = self.loans.clock()
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             found = [(a, _distance(desk, a.position, prices, now)) for a in uow.book.price_alerts(owner)]
             return AlertsOverview(uow.book.account(owner).warning_ltv,
@@ -126,7 +126,7 @@ class ToolService:
     def stress(self, owner: str, pid: int, moves: dict[str, Decimal], prices: Prices) -> stresses.StressResult:
         """``moves`` keyed by asset; the key ``*`` means every collateral asset of the position."""
         now = self.loans.clock()
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             p = desk.own(owner, pid)
             if not p.active:
@@ -156,7 +156,7 @@ class ToolService:
 
     def chart(self, owner: str, pid: int, prices: Prices) -> ChartData:
         now = self.loans.clock()
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             desk = self._desk(uow)
             p = desk.own(owner, pid)
             view = position_view(desk, p, prices, now)
@@ -172,7 +172,7 @@ class ToolService:
                              history, dict(prices))
 
     def term_sheet(self, owner: str) -> TermSheet | None:
-        with self.store.unit_of_work() as uow:
+        with self.store.unit_of_work(read_only=True) as uow:
             return uow.domain_book.term_sheet(owner)
 
 

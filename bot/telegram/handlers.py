@@ -7,10 +7,17 @@ mean") only in a private chat or when addressed to this bot by name. A gate in h
 updates (keyed by chat+message id or callback query id, persisted) and slows down floods before any command
 runs; a chat that had refused the bot (403) and writes again is reactivated there and its held critical pushes
 are sent before the answer. The error handler logs and answers with one true sentence, never a traceback.
+
+Nothing here touches the database on the event loop: every unit of work runs on the store's thread pool
+(``StateStore.run``). Updates of different chats run at once, one chat's in order (``bot.telegram.updates``). A tap
+is acknowledged with its toast when its work is quick; work that takes longer than ``ACK_SECONDS`` (a busy
+database) gets the acknowledgement at once, so the spinner stops, and its result follows as messages. Replies go
+through the one Telegram budget (``bot.telegram.budget``): paced with the pushes, retried on 429.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -50,6 +57,7 @@ from bot.telegram.flood import SLOW_DOWN, FloodLimiter
 log = logging.getLogger("loandesk.bot")
 App = Application[Any, Any, Any, Any, Any, Any]
 SORRY = incidents.failure_without_id()  # the offline console's answer to a failure (no operators to tell)
+ACK_SECONDS = 0.2  # a tap whose work takes longer is acknowledged at once; its result follows
 
 
 def markup(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -74,6 +82,17 @@ async def send_to(context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: lis
         if reply.photo is not None:
             await context.bot.send_photo(chat_id, reply.photo, caption=reply.caption[:1024] or None,
                                          parse_mode=ParseMode.HTML)
+
+
+async def acknowledge_unless_quick(query: Any, work: asyncio.Future[Any]) -> bool:
+    """Wait up to ``ACK_SECONDS`` for the tap's work; if it is still running, answer the tap now (the spinner
+    stops) and return True: the work's result then follows as messages."""
+    done, _ = await asyncio.wait({work}, timeout=ACK_SECONDS)
+    if done:
+        return False
+    with contextlib.suppress(BadRequest):  # a query too old to answer: the result still follows
+        await query.answer()
+    return True
 
 
 def update_key(update: Update) -> str:
@@ -108,6 +127,7 @@ class TelegramHandlers:
         self.flood = flood
         self.groups = groups
         self.monitor = monitor
+        self.store = desk.service.store  # units of work run on its thread pool, never on the event loop
 
     def register(self, app: App) -> None:
         app.add_handler(TypeHandler(Update, self.gate), group=-1)
@@ -128,11 +148,11 @@ class TelegramHandlers:
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Drop redelivered updates; slow down floods (one warning, then silence)."""
-        if not self.desk.service.first_time(update_key(update)):
+        if not await self.store.run(self.desk.service.first_time, update_key(update)):
             raise ApplicationHandlerStop
         chat = update.effective_chat
         if chat is not None and (update.message is not None or update.callback_query is not None):
-            await self.welcome_back(chat.id, self.groups.returned(chat.id))
+            await self.welcome_back(chat.id, await self.store.run(self.groups.returned, chat.id))
         user = update.effective_user
         if user is None:
             return
@@ -181,20 +201,21 @@ class TelegramHandlers:
         change = update.my_chat_member
         if change is not None:
             chat = change.chat
-            released = self.groups.member_changed(chat.id, chat.type, chat.title, str(change.new_chat_member.status))
+            released = await self.store.run(self.groups.member_changed, chat.id, chat.type, chat.title,
+                                            str(change.new_chat_member.status))
             await self.welcome_back(chat.id, released)
 
     async def on_chat_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Someone else's membership changed in a group: one who left or was removed stops sharing there."""
         change = update.chat_member
         if change is not None and change.new_chat_member.status in ("left", "kicked"):
-            self.groups.member_left(change.chat.id, change.new_chat_member.user.id)
+            await self.store.run(self.groups.member_left, change.chat.id, change.new_chat_member.user.id)
 
     async def on_member_left(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The ``left_chat_member`` service message (sent even where the bot gets no ``chat_member`` updates)."""
         message = update.effective_message
         if message is not None and message.left_chat_member is not None and not message.left_chat_member.is_bot:
-            self.groups.member_left(message.chat.id, message.left_chat_member.id)
+            await self.store.run(self.groups.member_left, message.chat.id, message.left_chat_member.id)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Plain text: an amount a guided /borrow asked for."""
@@ -213,8 +234,13 @@ class TelegramHandlers:
         if chat is not None and chat.type != "private" and isinstance(tap, buttons.PushButton):
             await self.on_group_tap(update, context, chat.id, tap)
             return
-        result = await self.desk.tap(query.from_user.id, query.data)
-        await query.answer(result.toast[:200] or None)
+        work = asyncio.ensure_future(self.desk.tap(query.from_user.id, query.data))
+        acked = await acknowledge_unless_quick(query, work)
+        result = await work
+        if not acked:
+            await query.answer(result.toast[:200] or None)
+        elif result.toast and not result.replies:
+            result.replies.append(Reply(common.e(result.toast)))  # the toast's moment has passed: say it
         message = query.message
         if result.clear_buttons and message is not None and getattr(message, "reply_markup", None) is not None:
             with contextlib.suppress(BadRequest):  # another tap cleared them meanwhile
@@ -228,18 +254,23 @@ class TelegramHandlers:
         query = update.callback_query
         assert query is not None and query.data is not None
         user = query.from_user.id
-        answer = await self.groups.tap(chat_id, user, tap.action, tap.pid)
+        work = asyncio.ensure_future(self.groups.tap(chat_id, user, tap.action, tap.pid))
+        acked = await acknowledge_unless_quick(query, work)
+        answer = await work
         if not answer.owner:
-            await query.answer(answer.toast[:200] or None)
+            if not acked:
+                await query.answer(answer.toast[:200] or None)
             await send(update, context, answer.replies)
             return
         result = await self.desk.tap(user, query.data)
         try:
             await send_to(context, user, result.replies)
         except Forbidden:  # the owner never opened (or blocked) the private chat
-            await query.answer(OWNER_ONLY)
+            if not acked:
+                await query.answer(OWNER_ONLY)
             return
-        await query.answer("Sent to our private chat.")
+        if not acked:
+            await query.answer("Sent to our private chat.")
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An incident (logged under an id, operators alerted); the person gets a true sentence with the id —
