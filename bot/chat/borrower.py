@@ -98,7 +98,7 @@ class BorrowerCommands:
 
     async def cmd_wallet(self, user: str, args: list[str]) -> list[Reply]:
         """Spot and Earn balances."""
-        return [answers.wallet(self.service.wallet(user), self.service.catalog)]
+        return [answers.wallet(await self.store.run(self.service.wallet, user), self.service.catalog)]
 
     async def cmd_earn(self, user: str, args: list[str]) -> list[Reply]:
         """/earn <amount> <ASSET>: Spot → Earn."""

@@ -79,6 +79,10 @@ class Groups:
     def returned(self, chat_id: int) -> int | None:
         """Someone wrote in (or tapped in) ``chat_id``: if it was inactive it is active again; None when it was
         active already, else how many held pushes are due again."""
+        with self.store.unit_of_work(read_only=True) as uow:  # almost always active: no write lock for that
+            row = Monitoring(uow.session).chat(chat_id)
+            if row is None or row["active"] or row["migrated_to"] is not None:
+                return None
         with self.store.unit_of_work() as uow:
             released = Monitoring(uow.session).reactivate(chat_id, self.clock())
             if released is not None:

@@ -37,6 +37,7 @@ from bot.history.events import EVENTS, event, event_prices
 from bot.monitor.offline import OfflinePrices
 from bot.monitor.prices import parse_price_list
 from bot.settings import Settings
+from bot.telegram.budget import TelegramBudget
 from bot.telegram.flood import FloodLimiter
 from domain.analysis.backtest import BacktestError
 from domain.errors import Rejected
@@ -136,7 +137,8 @@ async def session(opts: Options, stdin: TextIO, out: TextIO) -> None:
                         LOANDESK_MODE="demo", LOANDESK_PRICE_POLL_SECONDS=POLL_SECONDS, LOANDESK_SECOND_PRICE_URL=None,
                         LOANDESK_BINANCE_URL="http://127.0.0.1:9")  # never called: the feed is offline
     # A script types faster than a person: the console's one user is not flood-limited.
-    app = build_application(settings, source, feed=source, catalog=catalog, flood=FloodLimiter(10**6, 10**6))
+    app = build_application(settings, source, feed=source, catalog=catalog, flood=FloodLimiter(10**6, 10**6),
+                            budget=TelegramBudget(10**6, 10**6, 10**6))  # a terminal has no flood limits
     monitor = app.bot_data["monitor"]
     monitor.notifier.send = terminal.expect_push(monitor.notifier.send)
 

@@ -81,11 +81,7 @@ class LoanService:
 
     def first_time(self, key: str) -> bool:
         """Record an update/callback key; False if it was processed before (Telegram redelivered it)."""
-        with self.store.unit_of_work() as uow:
-            fresh = uow.bot.mark_seen(key)
-            if fresh:
-                uow.commit()
-            return fresh
+        return self.store.mark_seen(key)
 
     # ----------------------------------------------------------------- views
 

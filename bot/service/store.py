@@ -1,16 +1,23 @@
 """The bot's persistence: the storage unit of work plus the bot's own tables, in one transaction.
 
 ``StateStore.unit_of_work()`` opens ``storage.uow.UnitOfWork`` (the domain's ``SqlBook`` and the outbox) and
-adds ``BotTables`` on the same session: previews with their one-time tokens, guided-borrow drafts, processed
-update keys and faucet days. A confirmation consumes its token in the same commit as the action it
-confirms, so the two happen together or not at all. Leaving without ``commit()`` rolls everything back.
+adds ``BotTables`` on the same session: previews with their one-time tokens, guided-borrow drafts and faucet days.
+
+Processed update keys (``StateStore.mark_seen``, ``bot_seen``) are recorded outside the units of work, so that
+recognising a redelivered update never waits for the writer (a crash tick): on PostgreSQL in a plain transaction
+without the writer lock (the unique key decides between racing instances); on SQLite in a file of their own beside
+the database (``<database>-updates``), whose write lock is not the book's. Either way it is ``INSERT … ON CONFLICT
+DO NOTHING``: of two instances that got the same update, exactly one inserts the key.
+
+A confirmation consumes its token in the same commit as the action it confirms, so the two happen together or not
+at all. Leaving without ``commit()`` rolls everything back.
 
 The bot tables are defined in ``storage.tables`` and created by the storage migrations; they are the bot's own.
 
 Units of work are synchronous (the domain is) and never run on the event loop: ``await store.run(fn, *args)`` runs
 ``fn`` on the store's own thread pool (``DB_THREADS`` threads), so a unit of work waiting for the database (a crash
 tick holding the write lock) holds up only its own update, never the loop. ``unit_of_work()`` called on the loop's
-thread is logged (``on_loop = "raise"``: refused, what the tests use). ``unit_of_work(read_only=True)`` is a read
+thread is logged (``on_loop = "raise"``: refused, as the loop tests ask). ``unit_of_work(read_only=True)`` is a read
 (no write lock, cannot commit).
 """
 
@@ -27,7 +34,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.service.usecases import Action, decode, encode
@@ -118,19 +125,8 @@ class BotTables:
             self._db().execute(insert(drafts).values(owner=owner, **asdict(d)))
 
     def mark_seen(self, key: str) -> bool:
-        """Remember ``key``; False when it was seen before (a redelivered update or callback).
-
-        ``INSERT … ON CONFLICT DO NOTHING`` on the unique key: of two instances that got the same update (a
-        webhook redelivered to another instance), exactly one inserts the row, whatever the interleaving."""
-        db = self._db()
-        dialect = postgresql if db.dialect.name == "postgresql" else sqlite
-        added = db.execute(dialect.insert(seen).values(key=key).on_conflict_do_nothing(index_elements=["key"])
-                           .returning(seen.c.id)).scalar_one_or_none()  # (rowcount is -1 here on psycopg)
-        if added is None:
-            return False
-        newest = db.execute(select(func.max(seen.c.id))).scalar_one()
-        db.execute(delete(seen).where(seen.c.id <= newest - SEEN_LIMIT))
-        return True
+        """Remember ``key`` in this unit of work's transaction (see ``insert_seen``)."""
+        return insert_seen(self._db(), key)
 
     def faucet_day(self, owner: str) -> str | None:
         day = self._db().execute(select(faucet.c.day).where(faucet.c.owner == owner)).scalar_one_or_none()
@@ -146,6 +142,21 @@ class BotTables:
             q = q.where(outbox.c.position == pid)
         rows = self._db().execute(q.order_by(outbox.c.id.desc()).limit(limit)).mappings().all()
         return [event_from(r) for r in reversed(rows)]
+
+
+def insert_seen(db: Connection, key: str) -> bool:
+    """Remember ``key``; False when it was seen before (a redelivered update or callback).
+
+    ``INSERT … ON CONFLICT DO NOTHING`` on the unique key: of two instances that got the same update (a
+    webhook redelivered to another instance), exactly one inserts the row, whatever the interleaving."""
+    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+    added = db.execute(dialect.insert(seen).values(key=key).on_conflict_do_nothing(index_elements=["key"])
+                       .returning(seen.c.id)).scalar_one_or_none()  # (rowcount is -1 here on psycopg)
+    if added is None:
+        return False
+    newest = db.execute(select(func.max(seen.c.id))).scalar_one()
+    db.execute(delete(seen).where(seen.c.id <= newest - SEEN_LIMIT))
+    return True
 
 
 class UnitOfWork(StorageUnitOfWork):
@@ -176,6 +187,23 @@ class StateStore:
         self._warned: set[str] = set()
         if migrate:
             upgrade(self.engine)
+        self.updates = self._updates_engine()
+
+    def _updates_engine(self) -> Engine:
+        """Where update keys are recorded: the database itself, or on SQLite a file of their own."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return self.engine
+        engine = make_engine(url.set(database=f"{url.database}-updates"))
+        seen.create(engine, checkfirst=True)
+        return engine
+
+    def mark_seen(self, key: str) -> bool:
+        """Record an update key (False: seen before) without waiting for the book's writer."""
+        if self.on_loop != "allow" and _on_event_loop():
+            self._on_loop()
+        with self.updates.begin() as conn:  # no writer lock: the unique key is the arbiter
+            return insert_seen(conn, key)
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         if self.on_loop != "allow" and _on_event_loop():
@@ -201,6 +229,8 @@ class StateStore:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self.updates is not self.engine:
+            self.updates.dispose()
         self.engine.dispose()
 
 

@@ -19,6 +19,7 @@ from bot.entry.compose import build_application
 from bot.entry.run import run_app
 from bot.service.store import StateStore
 from bot.settings import Settings
+from bot.telegram.budget import TelegramBudget
 from domain.desk import Desk
 from domain.markets import load_catalog
 from tests.fakes.exchange import FakeExchange
@@ -28,6 +29,12 @@ TOKEN = "123:ABC"
 OPERATOR = 1
 ANN = 42
 BOB = 77
+
+
+def quick_chats() -> TelegramBudget:
+    """Telegram's overall limit, without the per-chat pacing (one message a second per private chat, 20 a minute
+    per group): tests talk faster than people. The tests of the limits themselves use the real budget."""
+    return TelegramBudget(private_per_second=10**6, group_per_minute=10**6)
 
 
 class Harness:
@@ -91,7 +98,7 @@ def bot(tmp_path: Path) -> Iterator[Harness]:
         async def main() -> None:
             nonlocal stop
             stop = asyncio.Event()
-            app = build_application(settings, get_updates_read_timeout=3, read_timeout=3)
+            app = build_application(settings, get_updates_read_timeout=3, read_timeout=3, budget=quick_chats())
             await run_app(app, stop, started=ready.set, poll_interval=0, timeout=1)
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)

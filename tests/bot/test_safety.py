@@ -54,7 +54,7 @@ def test_double_tap_and_redelivery_act_once(bot: Harness) -> None:
     since = len(bot.tg.sent)
     update = bot.tg.send_text(OPERATOR, f"/credit {ANN} 5 ETH")
     bot.tg.redeliver(update)
-    bot.say(ANN, "/wallet")  # handled after both copies
+    bot.say(OPERATOR, "/wallet")  # handled after both copies (one chat's updates are handled in order)
     credits = [r for r in bot.tg.sent[since:] if r["chat_id"] == OPERATOR and "Credit 5 ETH" in (r["plain"] or "")]
     assert len(credits) == 1
 

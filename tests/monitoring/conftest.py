@@ -23,6 +23,7 @@ from bot.entry.run import run_app
 from bot.monitor.scheduler import Monitor
 from bot.service.store import StateStore
 from bot.settings import Settings
+from bot.telegram.budget import TelegramBudget
 from bot.telegram.handlers import App
 from domain.desk import Desk
 from domain.loans.borrow import borrow
@@ -42,6 +43,12 @@ GROUP = -100
 POLL = 0.2
 CONFIRM = 1  # seconds a jump must persist (the markets file's price_confirm_seconds) in these tests
 START = datetime(2030, 1, 7, 10, 15, tzinfo=UTC)  # mid-hour: no HH:00 passes during a test unless we jump
+
+
+def quick_chats() -> TelegramBudget:
+    """Telegram's overall limit, without the per-chat pacing (one message a second per private chat, 20 a minute
+    per group): tests talk faster than people. The tests of the limits themselves use the real budget."""
+    return TelegramBudget(private_per_second=10**6, group_per_minute=10**6)
 
 
 class Clock:
@@ -69,7 +76,8 @@ class Bot:
 
         async def main() -> None:
             self.stop_event = asyncio.Event()
-            app = self.app = build_application(settings, clock=clock, get_updates_read_timeout=3, read_timeout=3)
+            app = self.app = build_application(settings, clock=clock, get_updates_read_timeout=3, read_timeout=3,
+                                               budget=quick_chats())
             if prepare is not None:
                 prepare(app)
             await run_app(app, self.stop_event, started=ready.set, poll_interval=0, timeout=1)
