@@ -7,6 +7,7 @@ the fake's ``send_text`` / ``tap`` and waits for the bot's answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,6 +21,7 @@ from bot.entry.run import run_app
 from bot.service.store import StateStore
 from bot.settings import Settings
 from bot.telegram.budget import TelegramBudget
+from bot.telegram.flood import FloodLimiter
 from domain.desk import Desk
 from domain.markets import load_catalog
 from tests.fakes.exchange import FakeExchange
@@ -84,8 +86,10 @@ def cancel_data(record: dict[str, Any]) -> str:
     return str(record["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
 
 
-@pytest.fixture
-def bot(tmp_path: Path) -> Iterator[Harness]:
+@contextlib.contextmanager
+def running(tmp_path: Path, budget: TelegramBudget, flood: FloodLimiter | None = None) -> Iterator[Harness]:
+    """The bot polling a fresh FakeTelegram, with ``budget`` as its Telegram limits (``flood``: the per-person
+    limiter, default the bot's own)."""
     with FakeTelegram() as tg, FakeExchange({"BTC": "50000", "ETH": "3000", "BNB": "600"}) as exchange:
         db = str(tmp_path / "bot.db")
         settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
@@ -98,7 +102,8 @@ def bot(tmp_path: Path) -> Iterator[Harness]:
         async def main() -> None:
             nonlocal stop
             stop = asyncio.Event()
-            app = build_application(settings, get_updates_read_timeout=3, read_timeout=3, budget=quick_chats())
+            app = build_application(settings, get_updates_read_timeout=3, read_timeout=3, budget=budget,
+                                    flood=flood)
             await run_app(app, stop, started=ready.set, poll_interval=0, timeout=1)
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
@@ -111,6 +116,12 @@ def bot(tmp_path: Path) -> Iterator[Harness]:
             loop.call_soon_threadsafe(stop.set)
             thread.join(10)
             loop.close()
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[Harness]:
+    with running(tmp_path, quick_chats()) as harness:
+        yield harness
 
 
 def dec(x: str) -> Decimal:

@@ -130,6 +130,7 @@ class FakeTelegram(FakeHTTPServer):
         self._files: set[str] = set()
         self._floods: list[FloodRule] = []
         self._limiter: RateLimiter | None = RateLimiter() if rate_limits else None
+        self._outage = False
         self._sent: list[Record] = []
         self._answers: list[Record] = []
         self._actions: list[Record] = []
@@ -239,6 +240,11 @@ class FakeTelegram(FakeHTTPServer):
         """Switch the realistic limiter on (fresh windows) or off; sends over a limit answer 429."""
         with self._cond:
             self._limiter = RateLimiter(per_second, private_per_second, group_per_minute) if enabled else None
+
+    def outage(self, down: bool = True) -> None:
+        """Telegram in trouble (or back): while down, every send (sendMessage/sendPhoto) answers 502 Bad Gateway."""
+        with self._cond:
+            self._outage = down
 
     def block(self, chat_id: int, *, notify: bool = False) -> None:
         """The person blocks the bot: sends to the chat answer 403. ``notify`` queues the my_chat_member
@@ -541,6 +547,8 @@ class FakeTelegram(FakeHTTPServer):
         return chat
 
     def _check_flood(self, chat: Chat) -> None:
+        if self._outage:
+            raise ApiError(502, "Bad Gateway")
         for rule in self._floods:
             if rule.applies(chat.id):
                 rule.times -= 1

@@ -68,7 +68,8 @@ class Clock:
 class Bot:
     """One running process: the Application (with scheduler) in its own thread and event loop."""
 
-    def __init__(self, settings: Settings, clock: Clock, prepare: Callable[[App], None] | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock, prepare: Callable[[App], None] | None = None,
+                 budget: TelegramBudget | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.stop_event: asyncio.Event | None = None
         ready = threading.Event()
@@ -77,7 +78,7 @@ class Bot:
         async def main() -> None:
             self.stop_event = asyncio.Event()
             app = self.app = build_application(settings, clock=clock, get_updates_read_timeout=3, read_timeout=3,
-                                               budget=quick_chats())
+                                               budget=budget or quick_chats())
             if prepare is not None:
                 prepare(app)
             await run_app(app, self.stop_event, started=ready.set, poll_interval=0, timeout=1)
@@ -125,8 +126,9 @@ class World:
         for user in (OPERATOR, ANN, BOB):
             tg.add_user(user)
 
-    def start(self, prepare: Callable[[App], None] | None = None) -> Bot:
-        bot = Bot(self.settings, self.clock, prepare)
+    def start(self, prepare: Callable[[App], None] | None = None, budget: TelegramBudget | None = None) -> Bot:
+        """A bot; ``budget``: Telegram's limits (default: no per-chat pacing, see ``quick_chats``)."""
+        bot = Bot(self.settings, self.clock, prepare, budget)
         self.bots.append(bot)
         return bot
 
