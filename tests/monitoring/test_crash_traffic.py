@@ -30,8 +30,13 @@ def test_a_crash_drains_pushes_while_polls_go_on_and_replies_keep_within_telegra
     world.book(120, amount="41000", open_price="53000")  # 82% at 50,000: a warning each
     world.borrow(ANN, "USDT", "30000", "BTC", "1")  # 60%; 85.7% (a margin call) at 35,000
     world.seed_price("BTC", "50000")
-    world.start(budget=TelegramBudget())  # Telegram's own limits, replies and pushes together
+    bot = world.start(budget=TelegramBudget())  # Telegram's own limits, replies and pushes together
+    scheduler = bot.monitor.scheduler
+    assert scheduler is not None
+    scheduler.pause_job("deliver")  # only the polls wake the notifier here: they must not wait for it
     world.tg.rate_limits(True)
+    wait(lambda: len(deliveries(world)) >= 120 and all(d["status"] == "sent" for d in deliveries(world)),
+         timeout=30)  # the warnings are out: the crash's backlog is woken by a poll
     world.exchange.set_price("BTC", "47000")  # −6%: accepted at once; 87%: margin calls for the book
     world.tg.wait_for(lambda r: "Margin call" in (r["plain"] or ""), timeout=20)
     start = world.exchange.hits
