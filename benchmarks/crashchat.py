@@ -1,0 +1,282 @@
+"""``python -m benchmarks.crashchat --positions N [--database URL] [--json]``: the chat under a crash.
+
+A book of N open positions (``benchmarks.sweep.build``, the sweep benchmark's book) plus ``--crash`` (1,000)
+positions of Telegram users at 83% LTV, and ``--users`` (50) people with a healthy position each. The real bot
+(``bot.entry.compose.build_application``: PTB polling the fake Bot API with Telegram's limits on, the scheduler
+polling the fake exchange every second, the notifier) runs in this process. The people chat the whole time — each
+sends a command (``/markets``, ``/positions``, ``/wallet``, ``/position N``, ``/alerts``, ``/help``; every tenth a
+``/repay`` preview, a write), waits for the answer, thinks 1–2 s, and again. After ``--warmup`` seconds the
+collateral of the crash positions falls 10%: one tick margin-calls and liquidates all of them (and warns or
+margin-calls thousands of the bulk book's), and the notifier drains their pushes through the same Telegram budget
+as the replies. Measured over the ``--seconds`` after the fall: reply latency (sending the command at the fake →
+the first answer accepted by the fake) p50 / p95 / max, and the event loop's stalls (a probe on the bot's loop
+sleeps 10 ms again and again; a stall is how late it wakes).
+
+The same run is made twice on the same book: with updates handled concurrently (per chat in order, the default),
+then one at a time (PTB without ``concurrent_updates``), each with its own crash (BTC, then ETH collateral).
+On PostgreSQL (``--database``) a throw-away schema is made and dropped, as ``benchmarks.sweep`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from random import Random
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func, select, update
+
+from benchmarks import report
+from benchmarks.sweep import PRICES, T0, build, pct
+from bot.entry.compose import build_application
+from bot.entry.run import run_app
+from bot.service.store import StateStore
+from bot.settings import Settings
+from domain.desk import Desk
+from domain.loans.borrow import borrow
+from domain.loans.common import BorrowRequest
+from domain.markets import Catalog, load_catalog
+from domain.watch.sweep import sweep
+from storage import make_engine, migrate
+from storage.engine import database_url
+from storage.monitoring import Monitoring
+from storage.tables import deliveries, outbox, positions
+from tests.fakes.exchange import FakeExchange
+from tests.fakes.telegram import FakeTelegram
+
+TOKEN = "123:ABC"
+OPERATOR = 1
+FIRST_USER = 500
+FIRST_OWNER = {"BTC": 100_000, "ETH": 200_000}
+CRASH_LTV = Decimal("0.83")  # below the margin call (85%); 92% after a 10% fall: liquidated
+FALL = Decimal("0.90")
+LOAN = Decimal(1000)
+PROBE_SECONDS = 0.01
+COMMANDS = ("/markets", "/positions", "/wallet", "/position {pid}", "/alerts", "/help")
+
+
+class Clock:
+    """The desk's business time: the book's T0 plus real time elapsed (accrual stays small)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic() - 1.0
+
+    def __call__(self) -> datetime:
+        return T0 + timedelta(seconds=time.monotonic() - self.t0)
+
+
+def open_positions(store: StateStore, catalog: Catalog, owners: list[int], coll: str, ltv: Decimal,
+                   prices: dict[str, Decimal], now: datetime) -> list[int]:
+    """One USDT loan each, secured by ``coll`` at ``ltv``, opened through the engine."""
+    made: list[int] = []
+    for start in range(0, len(owners), 200):
+        with store.unit_of_work() as uow:
+            desk = Desk(catalog, uow.domain_book)
+            for owner in owners[start:start + 200]:
+                qty = (LOAN / (ltv * prices[coll])).quantize(Decimal("0.00000001"))
+                desk.deposit(str(owner), coll, qty, now)
+                p, _ = borrow(desk, BorrowRequest(str(owner), "USDT", LOAN, {coll: qty}), prices, now)
+                made.append(p.id)
+            uow.commit()
+    return made
+
+
+def settle(store: StateStore, catalog: Catalog, prices: dict[str, Decimal], now: datetime) -> None:
+    """The desk has swept at today's prices (the crash positions' warnings), everything told so far counts as told
+    (each run starts clean), and the desk knows today's prices."""
+    with store.unit_of_work() as uow:
+        sweep(Desk(catalog, uow.domain_book), prices, now)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.session.execute(update(outbox).where(outbox.c.sent_at.is_(None)).values(sent_at=now))
+        uow.session.execute(update(deliveries).where(deliveries.c.status == "pending").values(status="sent"))
+        m = Monitoring(uow.session)
+        last = m.last_ticks(prices)
+        for asset, price in prices.items():
+            if asset != "USDT":
+                m.record_tick(asset, price, now, "exchange", last.get(asset))
+        uow.commit()
+
+
+class Person(threading.Thread):
+    """Sends a command, waits for the answer, thinks 1–2 s, again, until told to stop."""
+
+    def __init__(self, tg: FakeTelegram, user: int, pid: int, stop: threading.Event, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.tg, self.user, self.pid, self.stop = tg, user, pid, stop
+        self.rng = Random(seed)
+        self.samples: list[tuple[float, float, bool]] = []  # (sent at, seconds to the answer, a write)
+        self.lost = 0
+
+    def run(self) -> None:
+        n = self.rng.randrange(len(COMMANDS))
+        while not self.stop.is_set():
+            n += 1
+            write = n % 10 == 0
+            text = f"/repay {self.pid} 1" if write else COMMANDS[n % len(COMMANDS)].format(pid=self.pid)
+            since = len(self.tg.sent)
+            sent = time.monotonic()
+            self.tg.send_text(self.user, text)
+            try:
+                answer = self.tg.wait_for(lambda r: r["chat_id"] == self.user and r["method"] == "sendMessage",
+                                          timeout=30, since=since)
+                self.samples.append((sent, answer["time"] - sent, write))
+            except AssertionError:
+                self.lost += 1
+            self.stop.wait(self.rng.uniform(1.0, 2.0))
+
+
+def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchange, users: list[tuple[int, int]],
+            crash_asset: str, prices: dict[str, Decimal], doomed: list[int], args: argparse.Namespace,
+            concurrent: bool, engine: Engine, clock: Clock) -> dict[str, Any]:
+    settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
+                        LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=url,
+                        LOANDESK_DATABASE_SCHEMA=schema, LOANDESK_ADMIN_IDS=frozenset({OPERATOR}),
+                        LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False)
+    lags: list[tuple[float, float]] = []
+    loop = asyncio.new_event_loop()
+    ready, finished = threading.Event(), threading.Event()
+    stop_box: list[asyncio.Event] = []
+
+    async def probe(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            t = time.monotonic()
+            await asyncio.sleep(PROBE_SECONDS)
+            lags.append((t, time.monotonic() - t - PROBE_SECONDS))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_box.append(stop)
+        app = build_application(settings, clock=clock, concurrent=concurrent, get_updates_read_timeout=3,
+                                read_timeout=3)
+        watch = asyncio.create_task(probe(stop))
+        await run_app(app, stop, started=ready.set, poll_interval=0, timeout=1)
+        await watch
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(main()), finished.set()), daemon=True)
+    thread.start()
+    if not ready.wait(60):
+        raise RuntimeError("the bot did not start")
+    halt = threading.Event()
+    people = [Person(tg, user, pid, halt, seed=user) for user, pid in users]
+    for p in people:
+        p.start()
+    time.sleep(args.warmup)
+    before = len(tg.sent)
+    crashed = {a: (p * FALL if a == crash_asset else p) for a, p in prices.items()}
+    fell = time.monotonic()
+    for asset, price in crashed.items():
+        if asset != "USDT":
+            exchange.set_price(asset, str(price))
+    time.sleep(args.seconds)
+    halt.set()
+    for p in people:
+        p.join(35)
+    with engine.connect() as conn:
+        gone = conn.execute(select(func.count()).select_from(positions).where(
+            positions.c.id.in_(doomed), positions.c.status == "liquidated")).scalar_one()
+    window = [s for p in people for s in p.samples if s[0] >= fell]
+    latencies = [s[1] * 1000 for s in window]
+    reads = [s[1] * 1000 for s in window if not s[2]]
+    stalls = [lag * 1000 for t, lag in lags if t >= fell]
+    pushes = [r for r in tg.sent[before:] if r["chat_id"] >= FIRST_OWNER["BTC"]]
+    loop.call_soon_threadsafe(stop_box[0].set)
+    finished.wait(60)
+    thread.join(10)
+    loop.close()
+    return {
+        "replies": len(latencies), "lost_replies": sum(p.lost for p in people),
+        "reply_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "reply_p95_ms": round(pct(latencies, 0.95), 1) if latencies else None,
+        "reply_max_ms": round(max(latencies), 1) if latencies else None,
+        "read_reply_p95_ms": round(pct(reads, 0.95), 1) if reads else None,
+        "loop_stall_max_ms": round(max(stalls), 1) if stalls else None,
+        "loop_stall_p99_ms": round(pct(stalls, 0.99), 1) if stalls else None,
+        "liquidated": int(gone), "of": len(doomed), "pushes_sent": len(pushes),
+        "http_429": sum(1 for r in tg.requests if r["status"] == 429),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    catalog = load_catalog()
+    tmp = tempfile.TemporaryDirectory(prefix="loandesk-crashchat-")
+    schema: str | None = None
+    admin: Engine | None = None
+    if args.database:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(database_url(args.database))
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = args.database
+        engine = make_engine(url, schema=schema)
+    else:
+        url = f"sqlite:///{Path(tmp.name) / 'crashchat.db'}"
+        engine = make_engine(url)
+    try:
+        migrate(engine)
+        t = time.perf_counter()
+        build(engine, args.positions, catalog)
+        build_s = time.perf_counter() - t
+        store = StateStore(url, schema=schema, migrate=False)
+        prices = dict(PRICES)
+        clock = Clock()
+        now = clock()
+        user_ids = [FIRST_USER + i for i in range(args.users)]
+        pids = open_positions(store, catalog, user_ids, "BTC", Decimal("0.40"), prices, now)
+        doomed = {a: open_positions(store, catalog, [FIRST_OWNER[a] + i for i in range(args.crash)], a, CRASH_LTV,
+                                    prices, now) for a in ("BTC", "ETH")}
+        settle(store, catalog, prices, now)
+        with FakeTelegram(rate_limits=True) as tg, \
+                FakeExchange({a: str(p) for a, p in prices.items() if a != "USDT"}) as exchange:
+            for user in [OPERATOR, *user_ids, *(o for a in FIRST_OWNER.values() for o in range(a, a + args.crash))]:
+                tg.add_user(user)
+            users = list(zip(user_ids, pids, strict=True))
+            runs: dict[str, dict[str, Any]] = {}
+            for label, asset, concurrent in (("concurrent", "BTC", True), ("one_at_a_time", "ETH", False)):
+                runs[label] = one_run(url, schema, tg, exchange, users, asset, prices, doomed[asset], args,
+                                      concurrent, engine, clock)
+                prices = {a: (p * FALL if a == asset else p) for a, p in prices.items()}
+                settle(store, catalog, prices, clock())
+        store.close()
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            admin.dispose()
+        tmp.cleanup()
+    c, s = runs["concurrent"], runs["one_at_a_time"]
+    return {"positions": args.positions, "database": engine.dialect.name, "users": args.users,
+            "crash_positions": args.crash, "seconds": args.seconds, "build_s": round(build_s, 1),
+            **{f"{k}": v for k, v in c.items()},
+            **{f"serial_{k}": v for k, v in s.items() if k.startswith(("reply", "read", "loop", "liquidated"))},
+            "target_met": bool(c["reply_p95_ms"] is not None and c["reply_p95_ms"] <= 250
+                               and c["loop_stall_max_ms"] is not None and c["loop_stall_max_ms"] <= 100)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.crashchat", description=__doc__.splitlines()[0])
+    parser.add_argument("--positions", type=int, default=100_000, help="the bulk book (benchmarks.sweep's)")
+    parser.add_argument("--crash", type=int, default=1000, help="positions the crash liquidates (each run)")
+    parser.add_argument("--users", type=int, default=50, help="people chatting")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of chat before the fall")
+    parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured after the fall")
+    parser.add_argument("--database", help="a PostgreSQL URL (a fresh schema is made and dropped)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(args)
+    report(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
