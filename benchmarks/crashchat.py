@@ -58,6 +58,7 @@ OPERATOR = 1
 FIRST_USER = 500
 FIRST_OWNER = {"BTC": 100_000, "ETH": 200_000}
 CRASH_LTV = Decimal("0.83")  # below the margin call (85%); 92% after a 10% fall: liquidated
+OPENED_LTV = Decimal("0.75")  # under the initial LTV, when the collateral was worth 0.83 / 0.75 of today's price
 FALL = Decimal("0.90")
 LOAN = Decimal(1000)
 PROBE_SECONDS = 0.01
@@ -143,6 +144,7 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
                         LOANDESK_DATABASE_SCHEMA=schema, LOANDESK_ADMIN_IDS=frozenset({OPERATOR}),
                         LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False)
     lags: list[tuple[float, float]] = []
+    ticks: list[tuple[float, float, int]] = []  # (ended at, seconds, events)
     loop = asyncio.new_event_loop()
     ready, finished = threading.Event(), threading.Event()
     stop_box: list[asyncio.Event] = []
@@ -158,11 +160,17 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
         stop_box.append(stop)
         app = build_application(settings, clock=clock, concurrent=concurrent, get_updates_read_timeout=3,
                                 read_timeout=3)
+        app.bot_data["monitor"].on_tick.append(lambda took, events: ticks.append((time.monotonic(), took,
+                                                                                  len(events))))
         watch = asyncio.create_task(probe(stop))
         await run_app(app, stop, started=ready.set, poll_interval=0, timeout=1)
         await watch
 
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(main()), finished.set()), daemon=True)
+    def serve() -> None:
+        loop.run_until_complete(main())
+        finished.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     if not ready.wait(60):
         raise RuntimeError("the bot did not start")
@@ -202,6 +210,9 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
         "loop_stall_max_ms": round(max(stalls), 1) if stalls else None,
         "loop_stall_p99_ms": round(pct(stalls, 0.99), 1) if stalls else None,
         "liquidated": int(gone), "of": len(doomed), "pushes_sent": len(pushes),
+        "crash_tick_s": round(max((took for t, took, _ in ticks if t >= fell), default=0.0), 2),
+        "crash_tick_events": max((n for t, _, n in ticks if t >= fell), default=0),
+        "first_push_after_s": round(min((r["time"] for r in pushes), default=fell) - fell, 2),
         "http_429": sum(1 for r in tg.requests if r["status"] == 429),
     }
 
@@ -232,8 +243,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         now = clock()
         user_ids = [FIRST_USER + i for i in range(args.users)]
         pids = open_positions(store, catalog, user_ids, "BTC", Decimal("0.40"), prices, now)
-        doomed = {a: open_positions(store, catalog, [FIRST_OWNER[a] + i for i in range(args.crash)], a, CRASH_LTV,
-                                    prices, now) for a in ("BTC", "ETH")}
+        doomed = {a: open_positions(store, catalog, [FIRST_OWNER[a] + i for i in range(args.crash)], a, OPENED_LTV,
+                                    {**prices, a: prices[a] * CRASH_LTV / OPENED_LTV}, now) for a in ("BTC", "ETH")}
         settle(store, catalog, prices, now)
         with FakeTelegram(rate_limits=True) as tg, \
                 FakeExchange({a: str(p) for a, p in prices.items() if a != "USDT"}) as exchange:

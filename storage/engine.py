@@ -60,7 +60,7 @@ def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False
     options = [f"-c search_path={schema}"] if schema is not None else []
     if parsed.get_backend_name() == "postgresql":
         options.append(f"-c lock_timeout={int(lock_timeout_ms)}")
-        kwargs["pool_size"] = 10  # units of work run on a thread pool (bot.service.store), besides the lease's
+        kwargs["pool_size"] = 20  # readers and writers on their thread pools (bot.service.store), besides the lease
     if options:
         kwargs["connect_args"] = {"options": " ".join(options)}
     return create_engine(parsed, **kwargs)
@@ -71,6 +71,8 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
     kwargs: dict[str, Any] = {"echo": echo, "connect_args": {"check_same_thread": False}}
     if memory:
         kwargs["poolclass"] = StaticPool  # one connection, or every checkout would see a new empty database
+    else:
+        kwargs["pool_size"] = 20  # the bot's readers and writers on their thread pools (bot.service.store)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -43,18 +43,18 @@ class BorrowerCommands:
 
     async def cmd_markets(self, user: str, args: list[str]) -> list[Reply]:
         """Rates, fixed terms and limits."""
-        return [answers.markets(self.service.catalog, await self.store.run(self.service.aprs))]
+        return [answers.markets(self.service.catalog, await self.store.read(self.service.aprs))]
 
     async def cmd_positions(self, user: str, args: list[str]) -> list[Reply]:
         """Every open loan."""
-        return [answers.positions(await self.store.run(self.service.positions, user, await self.prices()))]
+        return [answers.positions(await self.store.read(self.service.positions, user, await self.prices()))]
 
     async def cmd_position(self, user: str, args: list[str]) -> list[Reply]:
         """One loan."""
         parsing.need(args, ["the position number"], "position")
         parsing.extra(args, 1, "position")
         pid = parsing.position_id(args[0], "position")
-        return [answers.position(await self.store.run(self.service.position, user, pid, await self.prices()))]
+        return [answers.position(await self.store.read(self.service.position, user, pid, await self.prices()))]
 
     async def cmd_repay(self, user: str, args: list[str]) -> list[Reply]:
         """/repay <id> <amount|all> [with collateral]."""
@@ -98,7 +98,7 @@ class BorrowerCommands:
 
     async def cmd_wallet(self, user: str, args: list[str]) -> list[Reply]:
         """Spot and Earn balances."""
-        return [answers.wallet(await self.store.run(self.service.wallet, user), self.service.catalog)]
+        return [answers.wallet(await self.store.read(self.service.wallet, user), self.service.catalog)]
 
     async def cmd_earn(self, user: str, args: list[str]) -> list[Reply]:
         """/earn <amount> <ASSET>: Spot → Earn."""
@@ -120,13 +120,13 @@ class BorrowerCommands:
         """/history [id]."""
         parsing.extra(args, 1, "history")
         pid = parsing.position_id(args[0], "history") if args else None
-        return [render_history.history(await self.store.run(self.service.history, user, pid))]
+        return [render_history.history(await self.store.read(self.service.history, user, pid))]
 
     async def cmd_notify(self, user: str, args: list[str]) -> list[Reply]:
         """/notify · /notify rates on|off · /notify digest on|off [HH] (UTC hour)."""
         what = [a.lower() for a in args]
         if not what:
-            return [answers.notify_prefs(await self.store.run(self.tools.prefs, user))]
+            return [answers.notify_prefs(await self.store.read(self.tools.prefs, user))]
         if len(what) < 2 or what[0] not in ("rates", "digest") or what[1] not in ("on", "off") \
                 or len(what) > (3 if what[:2] == ["digest", "on"] else 2):
             raise Usage(f"I did not understand '{parsing.quoted(' '.join(args))}'.", "notify")

@@ -133,7 +133,7 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
     async def _push_tap(self, user: str, kind: str, pid: int) -> list[Reply]:
         """View the position, or preview the top-up / repayment that brings it back to its initial LTV."""
         quotes = await self._prices_or_empty()
-        view = await self.store.run(self.service.position, user, pid, quotes)  # refuses another's position
+        view = await self.store.read(self.service.position, user, pid, quotes)  # refuses another's position
         target = view.thresholds.initial
         asset = view.single_collateral
         if kind == taps.VIEW or view.ltv is None or view.ltv <= target or (kind == taps.ADD and asset is None):

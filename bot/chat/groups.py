@@ -96,7 +96,7 @@ class Groups:
         try:
             if name == "monitor":
                 return [await self.monitor(chat_id, chat_type, title, user_id, args, status)]
-            if not await self.store.run(self._monitoring, chat_id):
+            if not await self.store.read(self._monitoring, chat_id):
                 return [Reply(e(NOT_MONITORING))]
             if name == "share":
                 return [await self.store.run(self.share, chat_id, str(user_id), args)]
@@ -122,7 +122,7 @@ class Groups:
         if what == "desk" and user_id not in self.operators:
             return Reply("Only the desk's operators can make a group the desk risk channel.")
         if what == "off" and user_id not in self.operators:
-            row = await self.store.run(self._chat, chat_id)
+            row = await self.store.read(self._chat, chat_id)
             if row is not None and row["desk_channel"]:
                 return Reply("This is the desk risk channel: only the desk's operators can turn it off.")
         if what != "desk" and await status() not in ADMINS:
@@ -170,7 +170,7 @@ class Groups:
 
     async def tap(self, chat_id: int, user_id: int, kind: str, pid: int) -> GroupTap:
         """``pv``/``pa``/``pr`` under a push in this group, authorised here: the group must see the position."""
-        visible, owner = await self.store.run(self._visible, chat_id, pid)
+        visible, owner = await self.store.read(self._visible, chat_id, pid)
         if not visible:
             return GroupTap(NOT_HERE)
         if kind != "pv":
@@ -179,7 +179,7 @@ class Groups:
             prices = await self.prices.prices()
         except PricesUnavailable:
             prices = {}
-        view = await self.store.run(self._view, pid, prices)
+        view = await self.store.read(self._view, pid, prices)
         return GroupTap(replies=[render_board.board([view], prices)])
 
     def _visible(self, chat_id: int, pid: int) -> tuple[bool, str]:
@@ -206,7 +206,7 @@ class Groups:
             prices = await self.prices.prices()
         except PricesUnavailable:
             prices = {}
-        return render_board.board(await self.store.run(self._shared, chat_id, prices), prices)
+        return render_board.board(await self.store.read(self._shared, chat_id, prices), prices)
 
     def _shared(self, chat_id: int, prices: Prices) -> list[PositionView]:
         """The positions shared in the group, as views."""

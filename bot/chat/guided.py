@@ -56,7 +56,7 @@ class GuidedBorrow:
 
     async def _borrow_at(self, user: str, loan: str, amount: Decimal, coll: str, target: Decimal,
                          term_days: int | None) -> list[Reply]:
-        qty = await self.store.run(self.service.size_collateral, user, loan, amount, coll, target, await self.prices())
+        qty = await self.store.read(self.service.size_collateral, user, loan, amount, coll, target, await self.prices())
         product = "fixed" if term_days else "flexible"
         return await self._preview(user, Borrow(loan, amount, {coll: qty}, product, term_days, target))
 
@@ -76,7 +76,7 @@ class GuidedBorrow:
 
     async def guided_text(self, user: str, text: str) -> list[Reply]:
         """Plain text: the amount a guided /borrow asked for; otherwise a pointer to /help."""
-        draft = await self.store.run(self.service.current_draft, user)
+        draft = await self.store.read(self.service.current_draft, user)
         if draft is None or draft.loan is None or draft.collateral is None or draft.amount is not None:
             return [Reply("Send /help to see what I can do.")]
         try:
@@ -92,7 +92,7 @@ class GuidedBorrow:
         return await self._guarded(self._guide(user))
 
     async def guided_tap(self, user: str, tap: buttons.Guide) -> TapAnswer:
-        draft = await self.store.run(self.service.current_draft, user)
+        draft = await self.store.read(self.service.current_draft, user)
         if tap.step == buttons.LOAN and tap.value in self.loans:
             await self.store.run(self.service.draft, user, reset="1", loan=tap.value)
         elif tap.step == buttons.PRODUCT and draft is not None and draft.loan is not None and (
@@ -113,12 +113,12 @@ class GuidedBorrow:
         return TapAnswer(replies=await self._guarded(self._guide(user)), clear_buttons=True)
 
     async def _guide(self, user: str) -> list[Reply]:
-        d = await self.store.run(self.service.current_draft, user)
+        d = await self.store.read(self.service.current_draft, user)
         cat = self.service.catalog
         if d is None or d.loan is None:
             return [common.choose("What do you want to borrow?", self.loans, f"{buttons.LOAN}:")]
         if d.product is None:
-            return [guide.product(d.loan, await self.store.run(self.service.apr, d.loan), cat)]
+            return [guide.product(d.loan, await self.store.read(self.service.apr, d.loan), cat)]
         if d.collateral is None:
             options = [c for c in self.collateral if c != d.loan]
             return [common.choose(f"Borrow {d.loan} against which collateral?", options, f"{buttons.COLLATERAL}:")]

@@ -50,7 +50,7 @@ class OperatorCommands:
 
     async def cmd_book(self, user: str, args: list[str]) -> list[Reply]:
         """The whole book by LTV."""
-        return [answers.book(await self.store.run(self.service.book, await self._prices_or_empty()))]
+        return [answers.book(await self.store.read(self.service.book, await self._prices_or_empty()))]
 
     async def cmd_resume(self, user: str, args: list[str]) -> list[Reply]:
         """/resume: let the liquidation wave the circuit breaker paused go through."""

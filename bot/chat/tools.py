@@ -81,7 +81,7 @@ class ToolCommands:
     async def cmd_alerts(self, user: str, args: list[str]) -> list[Reply]:
         """Warning level, price alerts and protection rules."""
         quotes = await self._prices_or_empty()
-        return [render_tools.alerts_overview(await self.store.run(self.tools.overview, user, quotes))]
+        return [render_tools.alerts_overview(await self.store.read(self.tools.overview, user, quotes))]
 
     async def cmd_stress(self, user: str, args: list[str]) -> list[Reply]:
         """/stress <id> -30%  or  /stress <id> BTC -30% ETH -20%."""
@@ -100,7 +100,7 @@ class ToolCommands:
                 if asset in moves:
                     raise Usage(f"{asset} is named twice.", "stress")
                 moves[asset] = parsing.move(value, "stress")
-        return [render_tools.stress(await self.store.run(self.tools.stress, user, pid, moves, await self.prices()))]
+        return [render_tools.stress(await self.store.read(self.tools.stress, user, pid, moves, await self.prices()))]
 
     async def cmd_estimate(self, user: str, args: list[str]) -> list[Reply]:
         """/estimate <amount> <ASSET> <days>d."""
@@ -109,7 +109,7 @@ class ToolCommands:
         amount = parsing.amount(args[0], "estimate")
         asset = parsing.asset(args[1], self.loans, "estimate", "loan asset")
         days = parsing.days(args[2], "estimate")
-        return [render_tools.estimate(await self.store.run(self.tools.estimate, amount, asset, days))]
+        return [render_tools.estimate(await self.store.read(self.tools.estimate, amount, asset, days))]
 
     async def cmd_backtest(self, user: str, args: list[str]) -> list[Reply]:
         """/backtest <id> <event>: the position through a historical crash, with the chart."""
@@ -121,7 +121,7 @@ class ToolCommands:
         except BacktestError:
             raise Usage(f"'{parsing.quoted(args[1])}' is not a crash I know (choose: {', '.join(EVENTS)}).",
                         "backtest") from None
-        result = await self.store.run(self.tools.backtest, user, pid, ev.name, await self.prices())
+        result = await self.store.read(self.tools.backtest, user, pid, ev.name, await self.prices())
         png = await asyncio.to_thread(render_backtest_chart, result, f"#{pid} through {ev.title}")
         return [render_tools.backtest(pid, ev.title, result, png)]
 
@@ -129,19 +129,19 @@ class ToolCommands:
         """/chart <id>: price and LTV since the position opened."""
         parsing.need(args, ["the position number"], "chart")
         parsing.extra(args, 1, "chart")
-        data = await self.store.run(self.tools.chart, user, parsing.position_id(args[0], "chart"), await self.prices())
+        data = await self.store.read(self.tools.chart, user, parsing.position_id(args[0], "chart"), await self.prices())
         png = await asyncio.to_thread(draw_chart, data) if data.ticks >= MIN_TICKS else None
         return [render_tools.chart(data, png)]
 
     async def cmd_terms(self, user: str, args: list[str]) -> list[Reply]:
         """The borrower's current VIP term sheet."""
-        return [render_termsheet.term_sheet(await self.store.run(self.tools.term_sheet, user))]
+        return [render_termsheet.term_sheet(await self.store.read(self.tools.term_sheet, user))]
 
     async def cmd_vip(self, user: str, args: list[str]) -> list[Reply]:
         """Operators: /vip <user_id> shows a borrower's sheet; /vip <user_id> … issues a new version."""
         if len(args) == 1:
             owner = parsing.user_id(args[0], "vip")
-            return [render_termsheet.term_sheet(await self.store.run(self.tools.term_sheet, owner))]
+            return [render_termsheet.term_sheet(await self.store.read(self.tools.term_sheet, owner))]
         cat = self.tools.catalog
         action = parse_vip(args, self.loans, {a: c.ratio for a, c in cat.collateral.items()})
         return await self._preview(user, action, prices=False)

@@ -11,6 +11,7 @@ every Bot API call goes through one ``TelegramBudget`` (replies first, pushes by
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -102,6 +103,11 @@ def _requests(metrics: Metrics, timeouts: dict[str, float]) -> tuple[MeasuredReq
             MeasuredRequest(metrics, connection_pool_size=1, **updates))
 
 
+# How often Python hands the GIL to another thread (default 5 ms): units of work run on thread pools beside the event
+# loop, and a CPU-heavy one (a crash tick liquidating a thousand positions) must not keep the loop waiting for turns.
+SWITCH_INTERVAL = 0.0005
+
+
 def build_application(settings: Settings, prices: PriceSource | None = None, *, clock: Clock = utcnow,
                       monitor: bool = True, feed: PriceSource | None = None, catalog: Catalog | None = None,
                       flood: FloodLimiter | None = None, budget: TelegramBudget | None = None,
@@ -113,6 +119,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     (``read_timeout``, ``get_updates_read_timeout``…)."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     desk, store, source = build_desk(settings, prices, clock, catalog)
     watcher: Monitor | None = None
     metrics = Metrics()

@@ -154,7 +154,7 @@ class Notifier:
 
     async def deliver(self, chat_id: int | None = None) -> int:
         """One pass over what is due (for one chat, or all); returns how many messages Telegram accepted."""
-        due = await self.store.run(self._due, chat_id)
+        due = await self.store.read(self._due, chat_id)
         by_chat: dict[int, list[Due]] = {}
         for d in due:  # ordered by urgency, so chats come in the order of their most urgent delivery
             by_chat.setdefault(d.chat_id, []).append(d)

@@ -15,8 +15,9 @@ at all. Leaving without ``commit()`` rolls everything back.
 The bot tables are defined in ``storage.tables`` and created by the storage migrations; they are the bot's own.
 
 Units of work are synchronous (the domain is) and never run on the event loop: ``await store.run(fn, *args)`` runs
-``fn`` on the store's own thread pool (``DB_THREADS`` threads), so a unit of work waiting for the database (a crash
-tick holding the write lock) holds up only its own update, never the loop. ``unit_of_work()`` called on the loop's
+``fn`` on the store's writers' thread pool, ``await store.read(fn, *args)`` (read-only units, update keys) on the
+readers' pool, so a unit of work waiting for the database (a crash tick holding the write lock) holds up only its
+own update, never the loop, and waiting writers never hold up a read. ``unit_of_work()`` called on the loop's
 thread is logged (``on_loop = "raise"``: refused, as the loop tests ask). ``unit_of_work(read_only=True)`` is a read
 (no write lock, cannot commit).
 """
@@ -53,7 +54,7 @@ from storage.uow import UnitOfWork as StorageUnitOfWork
 log = logging.getLogger("loandesk.store")
 P = ParamSpec("P")
 T = TypeVar("T")
-DB_THREADS = 8  # units of work at once (SQLite still writes one at a time; reads run beside the writer)
+DB_THREADS = 8  # units of work at once per pool, writers and readers (SQLite writes one at a time)
 PREVIEW_KEEP = timedelta(days=1)  # how long a used or expired preview is remembered
 SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
 
@@ -183,7 +184,7 @@ class StateStore:
 
     def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True) -> None:
         self.engine: Engine = make_engine(url, schema=schema)
-        self._executor: ThreadPoolExecutor | None = None
+        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._warned: set[str] = set()
         if migrate:
             upgrade(self.engine)
@@ -219,16 +220,26 @@ class StateStore:
             log.warning("a unit of work on the event loop's thread (it stalls every chat):\n%s", where)
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """``fn(*args, **kwargs)`` on the store's thread pool (off the event loop), with the caller's context."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="loandesk-db")
+        """``fn(*args, **kwargs)`` — a unit of work that may write — on the writers' thread pool (off the event
+        loop), with the caller's context."""
+        return await self._submit("write", fn, *args, **kwargs)
+
+    async def read(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` — read-only units of work (and update keys), which never wait for the writer —
+        on a thread pool of their own: writers queued behind a long crash tick never hold up a read."""
+        return await self._submit("read", fn, *args, **kwargs)
+
+    async def _submit(self, pool: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        executor = self._executors.get(pool)
+        if executor is None:
+            executor = self._executors[pool] = ThreadPoolExecutor(DB_THREADS, thread_name_prefix=f"loandesk-{pool}")
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        for executor in self._executors.values():
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._executors.clear()
         if self.updates is not self.engine:
             self.updates.dispose()
         self.engine.dispose()

@@ -22,6 +22,7 @@ import contextlib
 import logging
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from telegram import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -58,6 +59,8 @@ log = logging.getLogger("loandesk.bot")
 App = Application[Any, Any, Any, Any, Any, Any]
 SORRY = incidents.failure_without_id()  # the offline console's answer to a failure (no operators to tell)
 ACK_SECONDS = 0.2  # a tap whose work takes longer is acknowledged at once; its result follows
+BUSY = ("The desk is busy with a market move right now and could not take that; nothing was changed. "
+        "Please try again in a minute.")
 
 
 def markup(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -93,6 +96,13 @@ async def acknowledge_unless_quick(query: Any, work: asyncio.Future[Any]) -> boo
     with contextlib.suppress(BadRequest):  # a query too old to answer: the result still follows
         await query.answer()
     return True
+
+
+def busy_database(error: BaseException | None) -> bool:
+    """The database could not give the lock in time (SQLite's busy timeout, PostgreSQL's lock_timeout): the
+    transaction never started or was rolled back, so nothing was changed."""
+    text = str(getattr(error, "orig", error) or "").lower()
+    return isinstance(error, OperationalError) and ("database is locked" in text or "lock timeout" in text)
 
 
 def update_key(update: Update) -> str:
@@ -148,11 +158,11 @@ class TelegramHandlers:
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Drop redelivered updates; slow down floods (one warning, then silence)."""
-        if not await self.store.run(self.desk.service.first_time, update_key(update)):
+        if not await self.store.read(self.desk.service.first_time, update_key(update)):
             raise ApplicationHandlerStop
         chat = update.effective_chat
         if chat is not None and (update.message is not None or update.callback_query is not None):
-            await self.welcome_back(chat.id, await self.store.run(self.groups.returned, chat.id))
+            await self.welcome_back(chat.id, await self.store.read(self.groups.returned, chat.id))
         user = update.effective_user
         if user is None:
             return
@@ -283,10 +293,11 @@ class TelegramHandlers:
             log.error("update failed", exc_info=context.error, extra={"error_id": error_id})
         if not isinstance(update, Update) or update.effective_chat is None:
             return
+        busy = busy_database(context.error)
         try:
             if update.callback_query is not None:
                 with contextlib.suppress(BadRequest):  # already answered before the failure
-                    await update.callback_query.answer(incidents.failure_toast(error_id))
-            await context.bot.send_message(update.effective_chat.id, incidents.failure(error_id))
+                    await update.callback_query.answer(BUSY[:200] if busy else incidents.failure_toast(error_id))
+            await context.bot.send_message(update.effective_chat.id, BUSY if busy else incidents.failure(error_id))
         except TelegramError:
             log.warning("could not report the failure to chat %s", update.effective_chat.id)

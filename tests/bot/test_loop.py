@@ -17,6 +17,7 @@ import pytest
 from bot.service.store import StateStore
 from bot.telegram.budget import TelegramBudget
 from bot.telegram.flood import FloodLimiter
+from bot.telegram.handlers import BUSY
 from tests.bot.conftest import ANN, BOB, OPERATOR, Harness, confirm_data, quick_chats, running
 
 GROUP = -500
@@ -160,3 +161,13 @@ def test_a_burst_of_replies_keeps_within_telegrams_limits(limited: Harness) -> N
     bot.tg.wait_until(lambda: all(len(to(bot, chat, since)) >= 4 for chat in (ANN, BOB, OPERATOR, GROUP)),
                       timeout=15)
     assert [r for r in bot.tg.requests if r["status"] == 429] == []
+
+
+def test_a_write_that_cannot_get_the_lock_in_time_is_told_so_and_changes_nothing(bot: Harness) -> None:
+    bot.say(BOB, "/start")  # the bot leads and polls
+    since = len(bot.tg.sent)
+    with writer_held(bot.db):
+        bot.tg.send_text(ANN, "/faucet")
+        bot.tg.wait_until(lambda: len(to(bot, ANN, since)) >= 1, timeout=15)  # SQLite's busy timeout is 5 s
+    assert to(bot, ANN, since) == [BUSY]
+    assert "empty" in bot.say(ANN, "/wallet")["plain"]
