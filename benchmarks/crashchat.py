@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import tempfile
@@ -44,7 +45,7 @@ from bot.settings import Settings
 from domain.desk import Desk
 from domain.loans.borrow import borrow
 from domain.loans.common import BorrowRequest
-from domain.markets import Catalog, load_catalog
+from domain.markets import SHIPPED, Catalog, load_catalog
 from domain.watch.sweep import sweep
 from storage import make_engine, migrate
 from storage.engine import database_url
@@ -138,11 +139,12 @@ class Person(threading.Thread):
 
 def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchange, users: list[tuple[int, int]],
             crash_asset: str, prices: dict[str, Decimal], doomed: list[int], args: argparse.Namespace,
-            concurrent: bool, engine: Engine, clock: Clock) -> dict[str, Any]:
+            concurrent: bool, engine: Engine, clock: Clock, markets: Path) -> dict[str, Any]:
     settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
                         LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=url,
                         LOANDESK_DATABASE_SCHEMA=schema, LOANDESK_ADMIN_IDS=frozenset({OPERATOR}),
-                        LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False)
+                        LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False,
+                        LOANDESK_MARKETS_FILE=str(markets))
     lags: list[tuple[float, float]] = []
     ticks: list[tuple[float, float, int]] = []  # (ended at, seconds, events)
     loop = asyncio.new_event_loop()
@@ -217,9 +219,19 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
     }
 
 
+def roomy_markets(folder: Path) -> Path:
+    """The shipped markets with lending caps 1000× larger: a million-position book has lent up to the shipped caps,
+    and the crash positions still need room."""
+    path = folder / "markets.toml"
+    path.write_text(re.sub(r'lending_cap = "(\d+)"', lambda m: f'lending_cap = "{int(m.group(1)) * 1000}"',
+                           SHIPPED.read_text()))
+    return path
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    catalog = load_catalog()
     tmp = tempfile.TemporaryDirectory(prefix="loandesk-crashchat-")
+    markets = roomy_markets(Path(tmp.name))
+    catalog = load_catalog(markets)
     schema: str | None = None
     admin: Engine | None = None
     if args.database:
@@ -254,7 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runs: dict[str, dict[str, Any]] = {}
             for label, asset, concurrent in (("concurrent", "BTC", True), ("one_at_a_time", "ETH", False)):
                 runs[label] = one_run(url, schema, tg, exchange, users, asset, prices, doomed[asset], args,
-                                      concurrent, engine, clock)
+                                      concurrent, engine, clock, markets)
                 prices = {a: (p * FALL if a == asset else p) for a, p in prices.items()}
                 settle(store, catalog, prices, clock())
         store.close()
