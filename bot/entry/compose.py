@@ -158,6 +158,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
             metrics.pushes.inc()
             return message_id
         watcher = build_monitor(settings, catalog, store, counted, clock, feed)
+        watcher.notifier.ready = budget.ready_in  # a chat a reply just went to waits; other chats' pushes go
         app.bot_data["monitor"] = watcher
     incidents = Incidents(settings.admin_ids, lambda chat, text: app.bot.send_message(chat, text),
                           settings.alert_interval_seconds, watcher.holder if watcher else "")

@@ -91,6 +91,8 @@ class Notifier:
         self.ready_at: dict[int, float] = {}  # monotonic time a chat may be sent to again
         self.last_send = 0.0
         self.outage = False  # a send failed for want of Telegram; the next success resets the back-offs
+        # seconds until Telegram's budget lets a message go to a chat (replies share it): such a chat waits its turn
+        self.ready: Callable[[int], float] = lambda chat_id: 0.0
         self._lock = asyncio.Lock()
 
     async def run(self) -> int:
@@ -163,8 +165,8 @@ class Notifier:
         for chat_id, items in by_chat.items():
             if time.monotonic() - started >= PASS_SECONDS:
                 break  # short passes: a chat whose pace has run out meanwhile is ranked again by urgency
-            if self.ready_at.get(chat_id, 0.0) > time.monotonic():
-                continue  # this chat's pace; the next pass takes it
+            if self.ready_at.get(chat_id, 0.0) > time.monotonic() or self.ready(chat_id) > 0:
+                continue  # this chat's pace (or a reply just went there); the next pass takes it
             batch = self._batch(items)
             await self._pace()
             if await self._send(chat_id, batch):

@@ -116,11 +116,12 @@ class TelegramBudget(BaseRateLimiter[dict[str, Any]]):
 
     # ----------------------------------------------------------------- the queue
 
-    def ready_in(self, chat: int | str, priority: int = 1) -> float:
-        """Seconds until a send to ``chat`` at ``priority`` could go (0: now), ignoring other waiters."""
+    def ready_in(self, chat: int | str) -> float:
+        """Seconds until ``chat``'s own limit (or a 429's pause) lets a message go to it (0: now); the overall
+        budget is not counted (it frees within a second whoever waits)."""
         now = self.clock()
         self._expire(now)
-        return max(0.0, self._ready_at(chat, priority, now) - now)
+        return max(0.0, self._chat_ready_at(chat, now) - now)
 
     async def _acquire(self, chat: int | str, priority: int) -> _Slot:
         waiter = _Waiter(priority, next(self._seq), chat, asyncio.get_running_loop().create_future())
@@ -173,10 +174,11 @@ class TelegramBudget(BaseRateLimiter[dict[str, Any]]):
 
     def _ready_at(self, chat: int | str, priority: int, now: float) -> float:
         overall = self.per_second - (self.reserve if priority > 0 else 0)
-        at = _window_free(self._overall, overall, 1.0 + MARGIN, now)
+        return max(_window_free(self._overall, overall, 1.0 + MARGIN, now), self._chat_ready_at(chat, now))
+
+    def _chat_ready_at(self, chat: int | str, now: float) -> float:
         limit, span = self._limits(chat)
-        at = max(at, _window_free(self._chats.get(chat, []), limit, span + MARGIN, now))
-        return max(at, self._paused.get(chat, 0.0))
+        return max(_window_free(self._chats.get(chat, []), limit, span + MARGIN, now), self._paused.get(chat, 0.0))
 
     def _expire(self, now: float) -> None:
         self._overall = [s for s in self._overall if s.ends(now, 1.0 + MARGIN) > now]
