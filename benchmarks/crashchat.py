@@ -65,6 +65,7 @@ OPENED_LTV = Decimal("0.75")  # under the initial LTV, when the collateral was w
 FALL = Decimal("0.90")
 LOAN = Decimal(1000)
 PROBE_SECONDS = 0.01
+LEASE_SECONDS = 120.0
 COMMANDS = ("/markets", "/positions", "/wallet", "/position {pid}", "/alerts", "/help")
 
 
@@ -188,7 +189,10 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
                         LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=url,
                         LOANDESK_DATABASE_SCHEMA=schema, LOANDESK_ADMIN_IDS=frozenset({OPERATOR}),
                         LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False,
-                        LOANDESK_MARKETS_FILE=str(markets))
+                        LOANDESK_MARKETS_FILE=str(markets),
+                        # a SQLite lease cannot be renewed while the crash tick holds the write lock, and a tick
+                        # longer than the lease rolls itself back (the fence): room for a long tick here
+                        LOANDESK_LEADER_TTL_SECONDS=LEASE_SECONDS)
     lags: list[tuple[float, float]] = []
     ticks: list[tuple[float, float, int]] = []  # (ended at, seconds, events)
     loop = asyncio.new_event_loop()
