@@ -55,6 +55,7 @@ from domain.prices import GuardRules, Prices
 from domain.watch.tick import Step, tick
 from storage.leases import Lease, LostLease, lease_for
 from storage.monitoring import Monitoring
+from storage.tracking import SqlTracked
 
 log = logging.getLogger("loandesk.scheduler")
 STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the "recovered" one
@@ -277,7 +278,8 @@ class Monitor:
             def shield(step: Step, d: Desk, p: Prices, t: datetime) -> list[Event]:
                 return shielded(uow, step, d, p, t)
 
-            events = tick(desk, prices, confirmed, now, corroborated=corroborated, shield=shield)
+            events = tick(desk, prices, confirmed, now, corroborated=corroborated, shield=shield,
+                          tracked=SqlTracked(uow.session))
             if record:
                 m = Monitoring(uow.session)
                 last = m.last_ticks(a for a in confirmed if a != QUOTE)
