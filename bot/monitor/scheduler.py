@@ -90,6 +90,9 @@ class Monitor:
         self._leading_lock = asyncio.Lock()
         self._troubles: dict[str, str] | None = None  # per-asset price troubles already told (None: not read)
         self._delivering: asyncio.Task[int] | None = None
+        # more jobs (id, work, seconds) run only while this process leads, e.g. the Binance syncs (SPEC §9);
+        # after each run the notifier wakes, so what the work put in the outbox goes out at once
+        self.extra: list[tuple[str, Callable[[], Awaitable[object]], float]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -107,6 +110,8 @@ class Monitor:
         s.add_job(self.hourly, CronTrigger(minute=0, second=5, timezone=UTC), id="hourly",
                   next_run_time=now + timedelta(seconds=1), replace_existing=True)
         s.add_job(self.digest, CronTrigger(minute=2, timezone=UTC), id="digest", replace_existing=True)
+        for name, work, seconds in self.extra:
+            s.add_job(self._leading_only(work), IntervalTrigger(seconds=seconds), id=name, replace_existing=True)
         s.add_listener(self._job_failed, EVENT_JOB_ERROR)
         s.start()
         self.scheduler = s
@@ -132,6 +137,13 @@ class Monitor:
         await asyncio.to_thread(self.lease.release)
         self.leading = False
         await self.feed_close()
+
+    def _leading_only(self, work: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            if self.leading:
+                await work()
+                self.wake_notifier()
+        return job
 
     def leader(self) -> bool:
         """Take or renew the lease now (True while this process holds it). ``lead()`` also acts on a change."""

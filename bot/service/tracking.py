@@ -49,11 +49,11 @@ from bot.service.store import StateStore
 from domain.errors import Rejected
 from domain.events import Event
 from domain.markets import Catalog
-from domain.money import ONE, ZERO
+from domain.money import ONE, ZERO, round_down, round_up
 from domain.prices import Prices
 from domain.rates import HOURS_PER_YEAR
 from domain.tracking import manual
-from domain.tracking.position import Kind, Levels, Tracked
+from domain.tracking.position import Kind, Levels, Tracked, debt_at, ltv, price_at_level
 from domain.tracking.sync import (
     LiquidationRecord,
     Reconciled,
@@ -147,6 +147,19 @@ class TrackingService:
     def tracked(self, owner: str) -> list[Tracked]:
         with self.store.unit_of_work() as uow:
             return SqlTracked(uow.session).tracked_of(owner)
+
+    def views(self, owner: str, prices: Prices) -> list[TrackedView]:
+        now = self.clock()
+        return [tracked_view(t, prices, now, self.catalog.precision) for t in self.tracked(owner)]
+
+    def view(self, owner: str, pid: int, prices: Prices) -> TrackedView | None:
+        t = self.one(owner, pid)
+        return tracked_view(t, prices, self.clock(), self.catalog.precision) if t is not None else None
+
+    def link_state(self, owner: str) -> str | None:
+        with self.store.unit_of_work() as uow:
+            link = SqlTracked(uow.session).link(owner)
+            return link.state if link is not None else None
 
     def one(self, owner: str, pid: int) -> Tracked | None:
         """The owner's tracked position ``pid`` (None: not a tracked position of theirs)."""
@@ -377,3 +390,46 @@ class TrackingService:
                 link.failures += 1 if failed else 0
                 repo.save_link(link)
                 uow.commit()
+
+
+# ----------------------------------------------------------------- read model
+
+
+@dataclass(frozen=True)
+class TrackedView:
+    """A tracked position as the chat shows it (debt rounded up as the lender would settle it)."""
+
+    id: int
+    where: str  # "Binance" | "manual"
+    kind: str
+    loan_asset: str
+    debt: Decimal
+    collateral: dict[str, Decimal]
+    ltv: Decimal | None
+    levels: Levels
+    apr: Decimal
+    hourly_interest: Decimal
+    margin_call_price: Decimal | None
+    liquidation_price: Decimal | None
+    synced_at: datetime | None
+    sync_age: timedelta | None
+    expires_at: datetime | None
+
+    @property
+    def single_collateral(self) -> str | None:
+        return next(iter(self.collateral)) if len(self.collateral) == 1 else None
+
+
+def tracked_view(t: Tracked, prices: Prices, now: datetime, precision: Callable[[str], int]) -> TrackedView:
+    debt = debt_at(t, now)
+    quotes: Prices = {"USDT": ONE, **prices}
+    try:
+        current: Decimal | None = ltv(t, quotes, now)
+        mc = price_at_level(t, quotes, now, t.levels.margin_call)
+        liq = price_at_level(t, quotes, now, t.levels.liquidation)
+    except Rejected:
+        current = mc = liq = None
+    return TrackedView(t.id, t.where, t.kind.value, t.loan_asset, round_up(debt, precision(t.loan_asset)),
+                       {a: round_down(v, precision(a)) for a, v in t.collateral.items()}, current, t.levels, t.apr,
+                       debt * t.apr / HOURS_PER_YEAR, mc, liq, t.synced_at,
+                       now - t.synced_at if t.synced_at else None, t.expires_at)
