@@ -162,8 +162,8 @@ def tracked_body(ev: Event) -> list[str]:
     if ev.type == "tracked_liquidated":
         coll = str(d.get("collateral_asset", ""))
         return [f"Binance liquidated this loan at {price_of(d.get('price'))} {e(asset)} per {e(coll)}.",
-                f"Sold {amount(d.get('collateral_sold'), coll)} to repay {amount(d.get('debt_repaid'), asset)}; "
-                f"fee {amount(d.get('fee'), coll)}.",
+                f"Taken: {amount(d.get('collateral_sold'), coll)} to repay {amount(d.get('debt_repaid'), asset)}, "
+                f"fee {amount(d.get('fee'), coll)} included.",
                 f"Returned to you: {amount(d.get('returned'), coll)}. It is no longer tracked."]
     if ev.type == "tracked_repaid":
         back = d.get("collateral_returned")
