@@ -110,6 +110,7 @@ class TrackingService:
         self.budget = WeightBudget(share)
         self._cache = _Cache()
         self._last_start = 0.0  # time.monotonic() of the last sync started (spacing)
+        self._offset_ms = 0  # Binance's clock minus ours, learnt by a client on -1021 and kept for the next
 
     @property
     def linking(self) -> bool:
@@ -245,11 +246,13 @@ class TrackingService:
             uow.commit()
             return had, gone
 
-    def _client(self, link: Link) -> BinanceAccount:
+    def _client(self, link: Link) -> _Session:
         secret = self._unlock(link.secret)
         signer = Ed25519Signer(secret) if link.kind == "ed25519" else HmacSigner(secret)
-        return BinanceAccount(self.binance_url, self._unlock(link.api_key).reveal(), signer, budget=self.budget,
-                              timeout=10.0, retries=1)
+        client = BinanceAccount(self.binance_url, self._unlock(link.api_key).reveal(), signer, budget=self.budget,
+                                timeout=10.0, retries=1)
+        client.clock_offset_ms = self._offset_ms
+        return _Session(self, client)
 
     # ----------------------------------------------------------------- syncing
 
@@ -390,6 +393,20 @@ class TrackingService:
                 link.failures += 1 if failed else 0
                 repo.save_link(link)
                 uow.commit()
+
+
+class _Session:
+    """``async with``: a client for one linked account that hands its learnt clock offset back when done."""
+
+    def __init__(self, service: TrackingService, client: BinanceAccount) -> None:
+        self.service, self.client = service, client
+
+    async def __aenter__(self) -> BinanceAccount:
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.service._offset_ms = self.client.clock_offset_ms
+        await self.client.aclose()
 
 
 # ----------------------------------------------------------------- read model

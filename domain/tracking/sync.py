@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from domain.errors import Rejected
 from domain.events import Event
 from domain.money import ONE, ZERO, fmt, fmt_ratio, round_down
 from domain.tracking.position import Kind, Lender, Levels, Tracked, raw_ltv
+
+CLOCK_SKEW = timedelta(minutes=5)  # the lender's clock and ours may disagree a little
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def _collateral_change(t: Tracked, s: Snapshot, now: datetime, precision: Callab
 def explain(t: Tracked, liquidations: Sequence[LiquidationRecord], repayments: Sequence[RepayRecord],
             now: datetime) -> Event:
     """Why ``t`` is no longer at the lender: the newest matching liquidation or repayment since it was opened."""
-    since = t.opened_at
+    since = t.opened_at - CLOCK_SKEW
     collateral = next(iter(t.collateral), "")
     liq = [r for r in liquidations if r.loan_asset == t.loan_asset and r.collateral_asset == collateral
            and r.at >= since] if t.kind is Kind.FLEXIBLE else []
