@@ -1,0 +1,73 @@
+"""Manual tracking end to end (SPEC §9): /track, hourly interest at the given APR, edits, a margin-call push at
+the lender's level through the desk's own tick, /untrack; bad input changes nothing; only the owner edits."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from storage.tables import journal_entries, positions, tracked_positions
+from tests.monitoring.conftest import ANN, BOB
+from tests.tracking.conftest import TrackWorld
+
+
+def tracked_rows(tw: TrackWorld) -> int:
+    return int(tw.rows(lambda uow: uow.session.execute(select(func.count()).select_from(tracked_positions))
+                       .scalar_one()))
+
+
+def test_track_accrue_edit_margin_call_untrack(tw: TrackWorld) -> None:
+    tw.start()
+    answer = tw.say(ANN, "/track 15000 USDT against 0.5 BTC margin 85% liquidation 91% apr 6%")["plain"]
+    assert answer.startswith("Tracking #1.") and "#1 manual (held elsewhere)" in answer
+    assert "Debt: 15000 USDT" in answer and "Collateral: 0.5 BTC" in answer
+    assert "LTV: 60.0% (lender's margin call 85.0%, liquidation 91.0%)" in answer  # 15000 / (0.5 × 50000)
+    assert "Margin call at BTC 35294.12 · liquidation at BTC 32967.03" in answer  # 15000/0.425, 15000/0.455
+
+    # 10:15 → 13:15: three HH:00 at 6%/8760 an hour: 15000 × (1 + 0.06/8760)^3 = 15000.3082212891… → 15000.31 up
+    tw.clock.advance(hours=3)
+    shown = tw.say(ANN, "/position 1")["plain"]
+    assert "Debt: 15000.31 USDT" in shown and "/untrack #1" in shown
+
+    since = len(tw.tg.sent)
+    tw.binance.set_price("BTC", "35000")  # 15000.31 / 17500 = 85.7%: the lender's margin call
+    call = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "🚨 Margin call" in (r["plain"] or ""), since=since)
+    assert "position #1" in call["plain"] and "Held at your lender. LTV 85.7%" in call["plain"]
+    assert "Add collateral or repay at your lender" in call["plain"]
+    assert [b.get("callback_data") for b in call["reply_markup"]["inline_keyboard"][0]] == ["pv:1"]
+
+    edited = tw.say(ANN, "/track #1 debt 14000")["plain"]
+    assert edited.startswith("Updated #1.") and "Debt: 14000 USDT" in edited
+    edited = tw.say(ANN, "/track #1 collateral 0.6")["plain"]
+    assert "Collateral: 0.6 BTC" in edited
+    assert "Margin call at BTC 27450.98" in edited  # 14000 / (0.6 × 0.85)
+    # the desk's ledger never saw any of it
+    counts = tw.rows(lambda uow: [uow.session.execute(select(func.count()).select_from(t)).scalar_one()
+                                  for t in (positions, journal_entries)])
+    assert counts == [0, 0]
+
+    assert "You have no position #1" in tw.say(BOB, "/untrack #1")["plain"]
+    assert "You have no position #1" in tw.say(BOB, "/track #1 debt 1")["plain"]
+    assert tracked_rows(tw) == 1
+    assert tw.say(ANN, "/untrack #1")["plain"].startswith("Stopped tracking #1")
+    assert tracked_rows(tw) == 0
+
+
+def test_bad_tracking_input_gets_a_specific_sentence_and_changes_nothing(tw: TrackWorld) -> None:
+    tw.start()
+    cases = {
+        "/track 15000 USDT with 0.5 BTC": "Write 'against' between the loan and the collateral",
+        "/track 15000 USDT against 0.5 BTC margin 91% liquidation 85%": "below the liquidation level",
+        "/track 15000 USDT against 0.5 BTC margin 85%": "Give both levels",
+        "/track 15000 USDT against 0.5 USDT": "must be different assets",
+        "/track 15000 USDT against 0.5 PEPE": "PEPE",
+        "/track lots USDT against 0.5 BTC": "lots",
+        "/track 15000 USDT against 0.5 BTC apr 0.5": "ambiguous",
+        "/track #9 debt 100": "You have no position #9",
+        "/track #9 fee 100": "the debt or the collateral",
+        "/untrack": "/untrack #5",
+    }
+    for text, expected in cases.items():
+        answer = tw.say(ANN, text)["plain"]
+        assert expected in answer, (text, answer)
+        assert "Traceback" not in answer
+        assert tracked_rows(tw) == 0, text
