@@ -52,8 +52,8 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
         self.offline = prices if isinstance(prices, OfflinePrices) else None  # the console's own prices
         self.operators = frozenset(operators)
         self.demo = demo
-        self.tools = ToolService(service)
         self.tracking = tracking or TrackingService(service.catalog, service.store, "", None, clock=service.clock)
+        self.tools = ToolService(service, self.tracking)
         cat = service.catalog
         self.loans = list(cat.loans)
         self.collateral = list(cat.collateral)

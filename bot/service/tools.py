@@ -16,6 +16,7 @@ from typing import Any
 from bot.history.events import backtest_event
 from bot.service.loans import LoanService
 from bot.service.store import UnitOfWork
+from bot.service.tracking import TrackingService
 from bot.service.views import PositionView, position_view
 from domain.analysis import estimate as estimates
 from domain.analysis import stress as stresses
@@ -61,8 +62,9 @@ class ChartData:
 
 
 class ToolService:
-    def __init__(self, loans: LoanService) -> None:
+    def __init__(self, loans: LoanService, tracking: TrackingService | None = None) -> None:
         self.loans = loans
+        self.tracking = tracking  # loans held elsewhere: /stress, /backtest and /chart work on them too
         self.catalog = loans.catalog
         self.store = loans.store
 
@@ -125,6 +127,8 @@ class ToolService:
 
     def stress(self, owner: str, pid: int, moves: dict[str, Decimal], prices: Prices) -> stresses.StressResult:
         """``moves`` keyed by asset; the key ``*`` means every collateral asset of the position."""
+        if self.tracking is not None and (held := self.tracking.stress(owner, pid, moves, prices)) is not None:
+            return held  # a loan held elsewhere, at the lender's levels
         now = self.loans.clock()
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
@@ -141,7 +145,8 @@ class ToolService:
 
     def backtest(self, owner: str, pid: int, event: str, prices: Prices) -> BacktestResult:
         """The position's debt and collateral now, through a named historical crash at the current APR."""
-        view = self.loans.position(owner, pid, prices)
+        held = self.tracking.position_view(owner, pid, prices) if self.tracking is not None else None
+        view = held or self.loans.position(owner, pid, prices)
         if view.status not in ("open", "overdue"):
             raise Rejected("position_not_open", f"#{pid} is {view.status.replace('_', ' ')}")
         coll = view.single_collateral
@@ -155,6 +160,19 @@ class ToolService:
             raise Rejected("backtest", str(exc)) from None
 
     def chart(self, owner: str, pid: int, prices: Prices) -> ChartData:
+        held = self.tracking.position_view(owner, pid, prices) if self.tracking is not None else None
+        if held is not None and self.tracking is not None:  # a loan held elsewhere: the same chart, its levels
+            t = self.tracking.one(owner, pid)
+            assert t is not None
+            with self.store.unit_of_work() as uow:
+                assets = [a for a in held.collateral if a != QUOTE]
+                if held.loan_asset != QUOTE and not self.catalog.is_stable(held.loan_asset):
+                    assets.append(held.loan_asset)
+                watched = max(held.collateral, key=lambda a: held.collateral[a] * prices.get(a, Decimal(0)),
+                              default=held.loan_asset)
+                history = price_history(uow.session.connection(), assets, t.opened_at)
+            return ChartData(held, watched, held.thresholds.warning, {a: Decimal(1) for a in held.collateral},
+                             history, dict(prices))
         now = self.loans.clock()
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)

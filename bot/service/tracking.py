@@ -46,13 +46,15 @@ from bot.binance import (
 from bot.binance.endpoints import MAX_PAGE_SIZE
 from bot.binance.models import CollateralThresholds, FlexibleLoan, VipLoan
 from bot.service.store import StateStore
+from bot.service.views import PositionView
+from domain.analysis.stress import StressResult
 from domain.errors import Rejected
 from domain.events import Event
 from domain.markets import Catalog
 from domain.money import ONE, ZERO, round_down, round_up
 from domain.prices import Prices
 from domain.rates import HOURS_PER_YEAR
-from domain.tracking import manual
+from domain.tracking import manual, tools, watch
 from domain.tracking.position import Kind, Levels, Tracked, debt_at, ltv, price_at_level
 from domain.tracking.sync import (
     LiquidationRecord,
@@ -156,6 +158,26 @@ class TrackingService:
     def view(self, owner: str, pid: int, prices: Prices) -> TrackedView | None:
         t = self.one(owner, pid)
         return tracked_view(t, prices, self.clock(), self.catalog.precision) if t is not None else None
+
+    def position_view(self, owner: str, pid: int, prices: Prices) -> PositionView | None:
+        """The owner's tracked position ``pid`` as the desk's tools read a position (None: not one of theirs)."""
+        t = self.one(owner, pid)
+        if t is None:
+            return None
+        return as_position_view(t, prices, self.clock(), self.catalog.precision, self.warning_level(owner, t))
+
+    def warning_level(self, owner: str, t: Tracked) -> Decimal:
+        with self.store.unit_of_work() as uow:
+            own = uow.book.account(owner).warning_ltv
+        return watch.warning_level(t, own)
+
+    def stress(self, owner: str, pid: int, moves: dict[str, Decimal], prices: Prices) -> StressResult | None:
+        t = self.one(owner, pid)
+        if t is None:
+            return None
+        display = {a: self.catalog.display(a) for a in t.assets}
+        return tools.stress_tracked(t, moves, {"USDT": ONE, **prices}, self.clock(), self.warning_level(owner, t),
+                                    display)
 
     def link_state(self, owner: str) -> str | None:
         with self.store.unit_of_work() as uow:
@@ -450,3 +472,13 @@ def tracked_view(t: Tracked, prices: Prices, now: datetime, precision: Callable[
                        {a: round_down(v, precision(a)) for a, v in t.collateral.items()}, current, t.levels, t.apr,
                        debt * t.apr / HOURS_PER_YEAR, mc, liq, t.synced_at,
                        now - t.synced_at if t.synced_at else None, t.expires_at)
+
+
+def as_position_view(t: Tracked, prices: Prices, now: datetime, precision: Callable[[str], int],
+                     warning: Decimal) -> PositionView:
+    """A tracked position as the desk's tools and the group board read a position, at the lender's levels."""
+    v = tracked_view(t, prices, now, precision)
+    daily = debt_at(t, now) * ((ONE + t.apr / HOURS_PER_YEAR) ** 24 - ONE)
+    return PositionView(t.id, t.owner, f"{t.kind.value} ({t.where})", "open", t.loan_asset, v.debt, v.collateral,
+                        v.ltv, tools.thresholds(t, warning), v.margin_call_price, v.liquidation_price, t.apr,
+                        v.hourly_interest, daily, t.expires_at)

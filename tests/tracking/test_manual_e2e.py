@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from storage.tables import journal_entries, positions, tracked_positions
-from tests.monitoring.conftest import ANN, BOB
+from tests.monitoring.conftest import ANN, BOB, GROUP
 from tests.tracking.conftest import TrackWorld
 
 
@@ -71,3 +71,24 @@ def test_bad_tracking_input_gets_a_specific_sentence_and_changes_nothing(tw: Tra
         assert expected in answer, (text, answer)
         assert "Traceback" not in answer
         assert tracked_rows(tw) == 0, text
+
+
+def test_tools_groups_and_board_work_on_a_tracked_position(tw: TrackWorld) -> None:
+    tw.start()
+    tw.monitoring_group(owner=ANN, share="all")
+    assert tw.say(ANN, "/track 10000 USDT against 0.5 BTC margin 80% liquidation 90%")["plain"].startswith(
+        "Tracking #1.")
+    # /stress: 10000 / (0.5 × 50000) = 40%; BTC −30% → 10000 / 17500 = 57.1%; margin call at 10000/0.4 = 25000
+    stressed = tw.say(ANN, "/stress 1 -30%")["plain"]
+    assert "#1 if BTC -30.0%: LTV 40.0% → 57.1% (safe)" in stressed, stressed
+    assert "25000" in stressed and "22222.22" in stressed  # margin call and liquidation prices (10000/0.45)
+    assert "#1 through" in tw.say(ANN, "/backtest 1 march2020")["plain"]
+    assert "#1" in tw.say(ANN, "/chart 1")["plain"]
+    assert "You have no position #1" in tw.say(BOB, "/stress 1 -30%")["plain"]
+
+    board = tw.say(ANN, "/board", GROUP)["plain"]
+    assert "#1 user 42: LTV 40.0% · 40.0 points to margin call" in board, board
+    since = len(tw.tg.sent)
+    tw.binance.set_price("BTC", "24000")  # 10000 / 12000 = 83.3%: the lender's 80% margin call, pushed to the group
+    group = tw.tg.wait_for(lambda r: r["chat_id"] == GROUP and "🚨 Margin call" in (r["plain"] or ""), since=since)
+    assert "Held at your lender. LTV 83.3%" in group["plain"]
