@@ -10,7 +10,8 @@
 3. **Price move → push**: the real Application (scheduler, tick, notifier) against FakeTelegram and the fake
    Binance, with one desk position and one Binance-synced position on the same collateral at the same LTV. Each
    round moves BTC into both margin calls and back; the latency is from the price change at the exchange to each
-   push accepted by the fake Bot API. Both pushes come from the same tick and the same notifier pass.
+   push accepted by the fake Bot API. Both pushes come from the same tick and the same notifier pass. Moves are
+   1.5 s apart, so neither chat still waits out Telegram's one-message-a-second pace from the previous push.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from tests.fakes.telegram import FakeTelegram
 TOKEN = "123:ABC"
 DESK_OWNER, TRACK_OWNER = 501, 502
 POLL = 0.5
+SETTLE = 1.5  # seconds between moves: longer than a private chat's pace, so no push waits for the previous one
 
 
 def computed(share: float) -> dict[str, Any]:
@@ -165,6 +167,7 @@ def latency(rounds: int, db: Path) -> dict[str, Any]:
         try:
             for _ in range(rounds):
                 for price, word in (("35000", "🚨 Margin call"), ("50000", "Margin call cleared")):
+                    time.sleep(SETTLE)  # each chat's 1 message/s pace (Telegram's limit) has run out
                     since = len(tg.sent)
                     fake.set_price("BTC", price)
                     moved = time.monotonic()
