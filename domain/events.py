@@ -16,7 +16,7 @@ URGENCY: dict[str, int] = {
     "tracked_liquidated": 0, "liquidation_near": 0, "tracked_margin_call": 1, "tracked_margin_call_reminder": 1,
     "link_revoked": 2, "tracked_warning": 3, "tracked_repaid": 3, "tracked_gone": 3,
     "tracked_collateral_changed": 3, "tracked_margin_call_cleared": 4, "tracked_found": 5,
-    "tracked_expiry_reminder": 5,
+    "tracked_expiry_reminder": 5, "tracked_price_alert": 3,
 }
 CRITICAL = frozenset({"liquidated", "shortfall", "overdue", "margin_call", "margin_call_reminder",
                       "liquidations_paused", "tracked_liquidated", "liquidation_near", "tracked_margin_call",

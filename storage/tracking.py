@@ -13,12 +13,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from domain.tracking.position import Alarm, Kind, Lender, Levels, Tracked
+from storage.tables import deliveries, outbox, price_alerts
 from storage.tables import linked_accounts as links
 from storage.tables import tracked_positions as rows
+
+# every event kind about loans held elsewhere (``domain.tracking``): what /unlink forgets with the positions
+TRACKED_EVENTS = ("tracked_warning", "tracked_margin_call", "tracked_margin_call_reminder",
+                  "tracked_margin_call_cleared", "liquidation_near", "tracked_liquidated", "tracked_repaid",
+                  "tracked_gone", "tracked_found", "tracked_collateral_changed", "tracked_expiry_reminder",
+                  "tracked_price_alert", "link_revoked")
 
 
 @dataclass
@@ -87,10 +94,19 @@ class SqlTracked:
     def delete_tracked(self, pid: int) -> None:
         self.db.execute(delete(rows).where(rows.c.id == pid))
 
-    def delete_synced(self, owner: str) -> int:
-        """Every position synced from a linked account of ``owner`` (manual ones stay)."""
-        return int(self.db.execute(delete(rows).where(rows.c.owner == owner, rows.c.lender != Lender.MANUAL.value))
-                   .rowcount)
+    def delete_synced(self, owner: str) -> list[int]:
+        """Every position synced from a linked account of ``owner`` (manual ones stay), with what was pushed about
+        them and about the link (outbox events and their deliveries) and their price alerts; returns their ids."""
+        ids = list(self.db.execute(select(rows.c.id).where(rows.c.owner == owner,
+                                                           rows.c.lender != Lender.MANUAL.value)).scalars())
+        manual = select(rows.c.id).where(rows.c.owner == owner, rows.c.lender == Lender.MANUAL.value)
+        about = select(outbox.c.id).where(outbox.c.account == owner, outbox.c.type.in_(TRACKED_EVENTS),
+                                          or_(outbox.c.position.is_(None), outbox.c.position.not_in(manual)))
+        self.db.execute(delete(deliveries).where(deliveries.c.outbox_id.in_(about)))
+        self.db.execute(delete(outbox).where(outbox.c.id.in_(about.scalar_subquery())))
+        self.db.execute(delete(price_alerts).where(price_alerts.c.position_id.in_(ids)))
+        self.db.execute(delete(rows).where(rows.c.id.in_(ids)))
+        return ids
 
     # ----------------------------------------------------------------- linked accounts
 

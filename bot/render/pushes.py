@@ -44,13 +44,14 @@ TITLES = {
     "liquidation_near": "⛔️ Liquidation near", "tracked_liquidated": "⛔️ Liquidated",
     "tracked_repaid": "✅ Repaid", "tracked_gone": "ℹ️ Loan no longer there", "tracked_found": "ℹ️ New loan found",
     "tracked_collateral_changed": "ℹ️ Collateral changed", "tracked_expiry_reminder": "⏰ VIP loan expiry",
-    "link_revoked": "⚠️ Binance key refused",
+    "link_revoked": "⚠️ Binance key refused", "tracked_price_alert": "⚠️ Price alert",
 }
 TRACKED_RISK = frozenset({"tracked_warning", "tracked_margin_call", "tracked_margin_call_reminder",
                           "tracked_margin_call_cleared", "liquidation_near"})
 TRACKED_OVER = frozenset({"tracked_liquidated", "tracked_repaid", "tracked_gone"})  # the position is gone
 TRACKED_KINDS = TRACKED_RISK | TRACKED_OVER | frozenset({"tracked_found", "tracked_collateral_changed",
-                                                         "tracked_expiry_reminder", "link_revoked"})
+                                                         "tracked_expiry_reminder", "link_revoked",
+                                                         "tracked_price_alert"})
 
 
 def ltv(value: object) -> str:
@@ -180,6 +181,11 @@ def tracked_body(ev: Event) -> list[str]:
         coll = str(d.get("collateral_asset", ""))
         return [f"Collateral {e(d.get('change'))} {e(at)}: {amount(d.get('amount'), coll)}; now "
                 f"{amount(d.get('collateral'), coll)}."]
+    if ev.type == "tracked_price_alert":
+        return [f"Held {e(at)}. {e(d.get('collateral_asset'))} is at {price_of(d.get('price'))} USDT, "
+                f"{ltv(d.get('distance'))} above the price of the lender's margin call "
+                f"{price_of(d.get('margin_call_price'))} (LTV {ltv(d.get('ltv'))}).",
+                f"Add collateral or repay {e(at)} to lower the LTV."]
     if ev.type == "tracked_expiry_reminder":
         return [f"Debt {amount(d.get('debt'), asset, up=True)}, due {e(str(d.get('expires_at', ''))[:16])} UTC "
                 f"({e(d.get('hours'))} h). Repay or renew it on Binance."]

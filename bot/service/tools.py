@@ -27,6 +27,7 @@ from domain.markets import QUOTE
 from domain.positions import PriceAlert, ProtectionRule
 from domain.prices import Prices
 from domain.termsheet import TermSheet
+from domain.tracking import watch as tracked_watch
 from domain.watch import alerts, protection
 from storage.monitoring import Monitoring
 from storage.protection import price_history
@@ -102,6 +103,16 @@ class ToolService:
     def alert_price(self, owner: str, pid: int, distance: Decimal, prices: Prices) -> tuple[
             PriceAlert, alerts.Distance | None]:
         now = self.loans.clock()
+        held = self.tracking.one(owner, pid) if self.tracking is not None else None
+        if held is not None:  # a loan held elsewhere: the same alert, judged by its own watch step
+            if not Decimal(0) < distance <= alerts.MAX_DISTANCE:
+                raise Rejected("bad_distance", "the distance must be above 0% and at most 90%")
+            alert = PriceAlert(pid, owner, distance)
+            with self.store.unit_of_work() as uow:
+                uow.book.save_price_alert(alert)
+                uow.commit()
+            d = tracked_watch.distance_to_margin_call(held, {QUOTE: Decimal(1), **prices}, now)
+            return alert, (alerts.Distance(d.asset, d.price, d.margin_call_price, d.distance) if d else None)
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
             alert = alerts.set_price_alert(desk, owner, pid, distance)
@@ -109,6 +120,12 @@ class ToolService:
             return alert, _distance(desk, pid, prices, now)
 
     def unalert_price(self, owner: str, pid: int) -> bool:
+        if self.tracking is not None and self.tracking.one(owner, pid) is not None:
+            with self.store.unit_of_work() as uow:
+                found = any(a.position == pid for a in uow.book.price_alerts(owner))
+                uow.book.delete_price_alert(pid)
+                uow.commit()
+            return found
         with self.store.unit_of_work() as uow:
             removed = alerts.remove_price_alert(self._desk(uow), owner, pid)
             uow.commit()

@@ -144,6 +144,7 @@ class TrackingService:
             repo = SqlTracked(uow.session)
             t = manual.editable(repo.get_tracked(pid), owner, pid)
             repo.delete_tracked(pid)
+            uow.book.delete_price_alert(pid)
             uow.commit()
             return t
 
@@ -266,7 +267,7 @@ class TrackingService:
             had = repo.delete_link(owner)
             gone = repo.delete_synced(owner)
             uow.commit()
-            return had, gone
+            return had, len(gone)
 
     def _client(self, link: Link) -> _Session:
         secret = self._unlock(link.secret)
@@ -390,6 +391,7 @@ class TrackingService:
             repo = SqlTracked(uow.session)
             for t in gone:
                 repo.delete_tracked(t.id)
+                uow.book.delete_price_alert(t.id)
             for e in events:
                 uow.book.emit(e)
             uow.commit()

@@ -13,21 +13,24 @@ every ``repeat`` while they last):
 - margin call: the lender's margin-call LTV;
 - liquidation near: ``NEAR`` (3 points) below the lender's liquidation LTV, or above it — the desk cannot act,
   so the borrower must;
-- VIP expiry reminders at 72 h, 24 h and 1 h before ``expires_at``, and at it (the latest one due, once).
+- VIP expiry reminders at 72 h, 24 h and 1 h before ``expires_at``, and at it (the latest one due, once);
+- price alerts (``/alert price <id> <pct>``), as on the desk (``domain.watch.alerts``): once when a collateral
+  price comes within the distance of the price that reaches the lender's margin call, re-armed 2 points further.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
 from domain.errors import Rejected
 from domain.events import Event
-from domain.money import fmt, fmt_ratio, round_down, round_up
-from domain.tracking.position import Tracked, debt_at, ltv
+from domain.money import ONE, ZERO, fmt, fmt_ratio, round_down, round_up
+from domain.positions import PriceAlert
+from domain.tracking.position import QUOTE, Tracked, debt_at, ltv
 
 NEAR = Decimal("0.03")
 WARNING_BELOW = Decimal("0.05")
@@ -111,11 +114,67 @@ def reminders(t: Tracked, now: datetime, rules: WatchRules) -> list[Event]:
         "debt": fmt(round_up(debt_at(t, now), rules.precision(t.loan_asset)))})]
 
 
+@dataclass(frozen=True)
+class Distance:
+    """The collateral asset of ``t`` nearest the price that brings it to the lender's margin call."""
+
+    asset: str
+    price: Decimal
+    margin_call_price: Decimal
+    distance: Decimal  # 1 − P_mc / P
+
+
+def distance_to_margin_call(t: Tracked, prices: Mapping[str, Decimal], now: datetime) -> Distance | None:
+    """Per collateral asset, other prices unchanged: ``P_mc = (debt × cal × P_loan / mc − others) / amount``."""
+    loan_price = prices.get(t.loan_asset, ONE if t.loan_asset == QUOTE else ZERO)
+    if loan_price <= 0 or any(prices.get(a, ZERO) <= 0 for a in t.collateral):
+        return None
+    seen = debt_at(t, now) * t.calibration * loan_price
+    best: Distance | None = None
+    for asset, amount in t.collateral.items():
+        if amount <= 0:
+            continue
+        others = sum((x * prices[a] for a, x in t.collateral.items() if a != asset), ZERO)
+        mc = (seen / t.levels.margin_call - others) / amount
+        if mc <= 0:
+            continue
+        d = Distance(asset, prices[asset], mc, ONE - mc / prices[asset])
+        if best is None or d.distance < best.distance:
+            best = d
+    return best
+
+
+def price_alert(t: Tracked, alert: PriceAlert, prices: Mapping[str, Decimal], now: datetime,
+                gap: Decimal) -> tuple[PriceAlert | None, list[Event]]:
+    """The alert's new state (None: unchanged) and its event, if it fires now."""
+    d = distance_to_margin_call(t, prices, now)
+    if d is None:
+        return None, []
+    if alert.armed and d.distance <= alert.distance:
+        current = ltv(t, prices, now)
+        return replace(alert, armed=False), [Event(now, "tracked_price_alert", t.owner, t.id, {
+            "lender": t.where, "kind": t.kind.value, "asset": t.loan_asset, "collateral_asset": d.asset,
+            "price": fmt(d.price), "margin_call_price": fmt(d.margin_call_price.quantize(Decimal("0.01"))),
+            "distance": fmt_ratio(max(d.distance, ZERO)), "level": fmt_ratio(alert.distance),
+            "ltv": fmt_ratio(current), "margin_call_ltv": fmt_ratio(t.levels.margin_call)})]
+    if not alert.armed and d.distance > alert.distance + gap:
+        return replace(alert, armed=True), []
+    return None, []
+
+
 def watch_tracked(book: TrackedBook, prices: Mapping[str, Decimal], now: datetime, rules: WatchRules,
-                  own_levels: Callable[[str], Decimal | None], emit: Callable[[Event], object]) -> list[Event]:
-    """Judge every tracked position; store the changed alarms; emit and return the events."""
+                  own_levels: Callable[[str], Decimal | None], emit: Callable[[Event], object],
+                  alerts: Mapping[int, PriceAlert] | None = None,
+                  save_alert: Callable[[PriceAlert], object] | None = None) -> list[Event]:
+    """Judge every tracked position (and its price alert); store the changed alarms; emit and return the events."""
     events: list[Event] = []
     for t in book.active_tracked():
+        alert = (alerts or {}).get(t.id)
+        if alert is not None and alert.owner == t.owner:
+            changed, fired = price_alert(t, alert, prices, now, rules.rearm_gap)
+            if changed is not None and save_alert is not None:
+                save_alert(changed)
+            events += fired
         before = (t.alarm.warned, t.alarm.margin_call, t.alarm.margin_call_at, t.alarm.near, list(t.reminders_sent))
         found = judge(t, prices, now, rules, own_levels(t.owner))
         if (t.alarm.warned, t.alarm.margin_call, t.alarm.margin_call_at, t.alarm.near,

@@ -57,6 +57,7 @@ def watch_step(tracked: TrackedBook) -> Step:
     def watch_tracked_positions(desk: Desk, prices: Prices, now: datetime) -> list[Event]:
         rules = WatchRules(desk.catalog.desk.rearm_gap, timedelta(minutes=desk.catalog.desk.margin_call_repeat_minutes),
                            desk.catalog.precision)
+        alerts = {a.position: a for a in desk.book.price_alerts()}
         return watch_tracked(tracked, prices, now, rules, lambda owner: desk.book.account(owner).warning_ltv,
-                             desk.emit)
+                             desk.emit, alerts, desk.book.save_price_alert)
     return watch_tracked_positions

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.ops import logs
-from storage.tables import journal_entries, linked_accounts, positions, tracked_positions
+from storage.tables import deliveries, journal_entries, linked_accounts, outbox, positions, tracked_positions
 from tests.monitoring.conftest import ANN, BOB
 from tests.tracking.conftest import ED_KEY, HMAC_KEY, HMAC_SECRET, SECRET_KEY, TrackWorld
 
@@ -96,6 +96,9 @@ def test_link_sync_margin_call_liquidated_and_unlink(tw: TrackWorld, caplog: pyt
     unlinked = tw.say(ANN, "/unlink")["plain"]
     assert "Unlinked: the key is deleted, and 1 synced position with it." in unlinked
     assert tw.table(linked_accounts) == [] and tw.table(tracked_positions) == []
+    # nor anything pushed about them: Ann's outbox rows and deliveries are gone, Bob's desk margin call stays
+    assert [(r.account, r.type) for r in tw.table(outbox)] == [(str(BOB), "borrowed"), (str(BOB), "margin_call")]
+    assert {r.chat_id for r in tw.table(deliveries)} == {BOB}
     text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert text and SECRET_KEY not in text
     private_pem_body = "PRIVATE KEY"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from storage.tables import journal_entries, positions, tracked_positions
+from storage.tables import journal_entries, positions, price_alerts, tracked_positions
 from tests.monitoring.conftest import ANN, BOB, GROUP
 from tests.tracking.conftest import TrackWorld
 
@@ -88,7 +88,16 @@ def test_tools_groups_and_board_work_on_a_tracked_position(tw: TrackWorld) -> No
 
     board = tw.say(ANN, "/board", GROUP)["plain"]
     assert "#1 user 42: LTV 40.0% · 40.0 points to margin call" in board, board
+    # a price alert: margin call at 10000 / (0.5 × 0.80) = 25,000; within 10% from BTC 27,777.78 down
+    assert "#1" in tw.say(ANN, "/alert price 1 10%")["plain"]
+    since = len(tw.tg.sent)
+    tw.binance.set_price("BTC", "27000")  # 1 − 25000/27000 = 7.4%: the alert fires (LTV 74.1%, no warning yet)
+    alert = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "Price alert" in (r["plain"] or ""), since=since)
+    assert "BTC is at 27000 USDT, 7.4% above the price of the lender's margin call 25000" in alert["plain"]
     since = len(tw.tg.sent)
     tw.binance.set_price("BTC", "24000")  # 10000 / 12000 = 83.3%: the lender's 80% margin call, pushed to the group
     group = tw.tg.wait_for(lambda r: r["chat_id"] == GROUP and "🚨 Margin call" in (r["plain"] or ""), since=since)
     assert "Held at your lender. LTV 83.3%" in group["plain"]
+    assert len(tw.pushes(ANN, "Price alert")) == 1  # once: not re-armed (the price never went 2 points further)
+    assert tw.say(ANN, "/untrack #1")["plain"].startswith("Stopped tracking #1")
+    assert tw.table(price_alerts) == []  # its alert went with it

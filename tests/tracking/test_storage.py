@@ -59,7 +59,7 @@ def test_unlinking_deletes_the_key_and_the_synced_positions_but_not_the_manual_o
     with UnitOfWork(db_engine) as uow:
         repo = SqlTracked(uow.session)
         assert [x.owner for x in repo.due_links(T0 + timedelta(minutes=1))] == ["7"]
-        assert repo.delete_link("7") and repo.delete_synced("7") == 1
+        assert repo.delete_link("7") and repo.delete_synced("7") == [1]
         uow.commit()
     with UnitOfWork(db_engine) as uow:
         repo = SqlTracked(uow.session)
