@@ -80,6 +80,10 @@ def test_link_sync_margin_call_liquidated_and_unlink(tw: TrackWorld, caplog: pyt
     row = call["reply_markup"]["inline_keyboard"][0]
     assert [b.get("url") for b in row[:2]] == ["https://www.binance.com/en/loan"] * 2
     assert row[2]["callback_data"] == f"pv:{flexible}"
+    since = len(tw.tg.sent)
+    tw.tg.tap(ANN, call, f"pv:{flexible}")  # View: the position here, with where to act
+    view = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and r["method"] == "sendMessage", since=since)
+    assert f"#{flexible} Binance Flexible loan" in view["plain"] and "loandesk only reads this loan" in view["plain"]
 
     tw.binance.liquidate(ED_KEY, "USDT", "BTC", price="32000")  # 0.9375 BTC + 2% fee 0.01875 taken
     tw.sync(ANN)
