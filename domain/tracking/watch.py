@@ -164,12 +164,17 @@ def price_alert(t: Tracked, alert: PriceAlert, prices: Mapping[str, Decimal], no
 
 def watch_tracked(book: TrackedBook, prices: Mapping[str, Decimal], now: datetime, rules: WatchRules,
                   own_levels: Callable[[str], Decimal | None], emit: Callable[[Event], object],
-                  alerts: Mapping[int, PriceAlert] | None = None,
+                  alerts: Callable[[], Mapping[int, PriceAlert]] | None = None,
                   save_alert: Callable[[PriceAlert], object] | None = None) -> list[Event]:
-    """Judge every tracked position (and its price alert); store the changed alarms; emit and return the events."""
+    """Judge every tracked position (and its price alert); store the changed alarms; emit and return the events.
+    ``alerts`` is read only when some position is tracked (a desk without any pays one query a tick)."""
     events: list[Event] = []
-    for t in book.active_tracked():
-        alert = (alerts or {}).get(t.id)
+    watched = book.active_tracked()
+    if not watched:
+        return events
+    by_position = alerts() if alerts is not None else {}
+    for t in watched:
+        alert = by_position.get(t.id)
         if alert is not None and alert.owner == t.owner:
             changed, fired = price_alert(t, alert, prices, now, rules.rearm_gap)
             if changed is not None and save_alert is not None:

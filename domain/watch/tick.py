@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from domain.desk import Desk
 from domain.events import Event
 from domain.loans.expiry import process_fixed
+from domain.positions import PriceAlert
 from domain.prices import Prices
 from domain.tracking.watch import TrackedBook, WatchRules, watch_tracked
 from domain.watch.alerts import run_price_alerts
@@ -57,7 +58,9 @@ def watch_step(tracked: TrackedBook) -> Step:
     def watch_tracked_positions(desk: Desk, prices: Prices, now: datetime) -> list[Event]:
         rules = WatchRules(desk.catalog.desk.rearm_gap, timedelta(minutes=desk.catalog.desk.margin_call_repeat_minutes),
                            desk.catalog.precision)
-        alerts = {a.position: a for a in desk.book.price_alerts()}
+        def alerts() -> dict[int, PriceAlert]:
+            return {a.position: a for a in desk.book.price_alerts()}
+
         return watch_tracked(tracked, prices, now, rules, lambda owner: desk.book.account(owner).warning_ltv,
                              desk.emit, alerts, desk.book.save_price_alert)
     return watch_tracked_positions
