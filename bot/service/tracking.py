@@ -180,11 +180,6 @@ class TrackingService:
         return tools.stress_tracked(t, moves, {"USDT": ONE, **prices}, self.clock(), self.warning_level(owner, t),
                                     display)
 
-    def link_state(self, owner: str) -> str | None:
-        with self.store.unit_of_work() as uow:
-            link = SqlTracked(uow.session).link(owner)
-            return link.state if link is not None else None
-
     def one(self, owner: str, pid: int) -> Tracked | None:
         """The owner's tracked position ``pid`` (None: not a tracked position of theirs)."""
         with self.store.unit_of_work() as uow:
@@ -322,6 +317,10 @@ class TrackingService:
             log.warning("sync of a linked account failed: %s", exc)
             self._later(link.owner, now + timedelta(seconds=max(wait, RETRY.total_seconds())), failed=True)
             return []
+        except Exception as exc:  # a bug must not make the job retry this account every second
+            log.error("sync of a linked account failed unexpectedly (%s); retried in %s", type(exc).__name__, RETRY)
+            self._later(link.owner, now + RETRY, failed=True)
+            raise
         return result.new
 
     async def _refresh_cache(self, client: BinanceAccount, now: datetime) -> None:
