@@ -31,6 +31,7 @@ from decimal import Decimal
 from cryptography.fernet import Fernet, InvalidToken
 
 from bot.binance import (
+    Banned,
     BinanceAccount,
     BinanceError,
     Ed25519Signer,
@@ -313,7 +314,7 @@ class TrackingService:
             self._revoked(link.owner, now)
             return []
         except (BinanceError, Rejected) as exc:  # messages carry paths and Binance's codes, never a key
-            wait = exc.retry_after if isinstance(exc, RateLimited) else RETRY.total_seconds()
+            wait = exc.retry_after if isinstance(exc, (RateLimited, Banned)) else RETRY.total_seconds()
             log.warning("sync of a linked account failed: %s", exc)
             self._later(link.owner, now + timedelta(seconds=max(wait, RETRY.total_seconds())), failed=True)
             return []
