@@ -179,3 +179,22 @@ def test_linking_is_disabled_without_a_secret_key(tw: TrackWorld) -> None:
     assert "Linking Binance accounts is disabled on this desk" in tw.say(ANN, "/link")["plain"]
     assert "Linking Binance accounts is disabled on this desk" in tw.say(ANN, f"/link {ED_KEY}")["plain"]
     assert tw.table(linked_accounts) == [] and tw.binance.owned_hits() == 0
+
+
+def test_a_vip_loan_gets_its_expiry_reminder_and_its_repayment_is_explained(tw: TrackWorld) -> None:
+    tw.start()
+    tw.binance.add_account(ED_KEY, ed25519_public_key=tw.public_key(ANN))
+    # 100,000 USDT against BTC and ETH worth 200,000 after haircut, expiring in 20 hours
+    tw.binance.add_vip_loan(ED_KEY, 9001, "USDT", "100000", ["BTC", "ETH"], "200000", "0.5", loan_rate="0.05",
+                            expiration_time=ms(tw, timedelta(hours=20)), loan_term="30")
+    linked = tw.say(ANN, f"/link {ED_KEY}")["plain"]
+    # the value split evenly over the coins at this sync's prices: 100,000 / 50,000 BTC and 100,000 / 3,000 ETH
+    assert "Collateral: 2 BTC + 33.33333333 ETH (value after haircut, split over the coins)" in linked
+    reminder = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "VIP loan expiry" in (r["plain"] or ""))
+    assert "Debt 100000 USDT" in reminder["plain"] and "(24 h)" in reminder["plain"]
+    tw.binance.repay_vip(ED_KEY, 9001)
+    tw.sync(ANN)
+    repaid = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "✅ Repaid" in (r["plain"] or ""))
+    assert "Repaid on Binance: 100000 USDT. It is no longer tracked." in repaid["plain"]
+    assert tw.table(tracked_positions) == []
+    assert len(tw.pushes(ANN, "VIP loan expiry")) == 1
