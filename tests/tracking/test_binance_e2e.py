@@ -85,6 +85,11 @@ def test_link_sync_margin_call_liquidated_and_unlink(tw: TrackWorld, caplog: pyt
     view = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and r["method"] == "sendMessage", since=since)
     assert f"#{flexible} Binance Flexible loan" in view["plain"] and "loandesk only reads this loan" in view["plain"]
 
+    since = len(tw.tg.sent)
+    tw.binance.set_price("BTC", "33500")  # 30000 / 33500 = 89.6%: within 3 points of Binance's 91%
+    near = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "Liquidation near" in (r["plain"] or ""), since=since)
+    assert "LTV 89.6%" in near["plain"] and "loandesk cannot do it for you" in near["plain"]
+
     tw.binance.liquidate(ED_KEY, "USDT", "BTC", price="32000")  # 0.9375 BTC + 2% fee 0.01875 taken
     tw.sync(ANN)
     gone = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "Liquidated" in (r["plain"] or ""))
