@@ -24,7 +24,7 @@ from bot.render import board as render_board
 from bot.render import common
 from bot.render.common import Reply, e
 from bot.service.store import StateStore
-from bot.service.tracking import as_position_view
+from bot.service.tracking_views import as_position_view
 from bot.service.views import PositionView, position_view
 from domain.desk import Desk
 from domain.errors import Rejected

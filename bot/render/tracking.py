@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from bot.render.common import Reply, amount, e, ltv_text, price
 from bot.render.pushes import tracked_buttons
-from bot.service.tracking import TrackedView
+from bot.service.tracking_views import TrackedView
 from domain.money import fmt, pct
 from domain.tracking.position import Tracked
 
