@@ -129,7 +129,8 @@ class BorrowerCommands:
         """/history [id]."""
         parsing.extra(args, 1, "history")
         pid = parsing.position_id(args[0], "history") if args else None
-        return [render_history.history(self.service.history(user, pid))]
+        held = self.tracking.history(user, pid) if pid is not None else None  # a loan held elsewhere
+        return [render_history.history(held if held is not None else self.service.history(user, pid))]
 
     async def cmd_notify(self, user: str, args: list[str]) -> list[Reply]:
         """/notify · /notify rates on|off · /notify digest on|off [HH] (UTC hour)."""

@@ -37,6 +37,7 @@ from bot.service.tracking_views import TrackedView, as_position_view, tracked_vi
 from bot.service.views import PositionView
 from domain.analysis.stress import StressResult
 from domain.errors import Rejected
+from domain.events import Event
 from domain.markets import Catalog
 from domain.money import ONE
 from domain.prices import Prices
@@ -144,6 +145,12 @@ class TrackingService(BinanceSync):
         display = {a: self.catalog.display(a) for a in t.assets}
         return tools.stress_tracked(t, moves, {"USDT": ONE, **prices}, self.clock(), self.warning_level(owner, t),
                                     display)
+
+    def history(self, owner: str, pid: int) -> list[Event] | None:
+        """What was pushed about the owner's tracked position ``pid`` (None: not one of theirs)."""
+        with self.store.unit_of_work() as uow:
+            t = SqlTracked(uow.session).get_tracked(pid)
+            return uow.bot.events(owner, pid) if t is not None and t.owner == owner else None
 
     def one(self, owner: str, pid: int) -> Tracked | None:
         """The owner's tracked position ``pid`` (None: not a tracked position of theirs)."""

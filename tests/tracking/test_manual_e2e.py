@@ -45,6 +45,9 @@ def test_track_accrue_edit_margin_call_untrack(tw: TrackWorld) -> None:
                                   for t in (positions, journal_entries)])
     assert counts == [0, 0]
 
+    history = tw.say(ANN, "/history 1")["plain"]
+    assert "#1 Margin call at LTV 85.7% (held elsewhere)." in history, history
+    assert "You have no position #1" in tw.say(BOB, "/history 1")["plain"]
     assert "You have no position #1" in tw.say(BOB, "/untrack #1")["plain"]
     assert "You have no position #1" in tw.say(BOB, "/track #1 debt 1")["plain"]
     assert tracked_rows(tw) == 1
