@@ -31,7 +31,7 @@ from bot.render.common import Reply, TapAnswer
 from bot.service.loans import LoanService
 from bot.service.tools import ToolService
 from bot.service.tracking import TrackingService
-from bot.service.usecases import Action, AddCollateral, Repay
+from bot.service.usecases import Action, AddCollateral, Repay, position_of
 from domain.errors import Rejected
 from domain.money import round_up
 
@@ -164,5 +164,9 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
 
     async def _preview(self, user: str, action: Action, prices: bool = True) -> list[Reply]:
         """Preview ``action`` (``prices=False``: one that needs no price, e.g. a repayment, works without)."""
+        pid = position_of(action)
+        held = self.tracking.one(user, pid) if pid is not None else None
+        if held is not None:  # a loan held elsewhere: loandesk never moves money there
+            raise Rejected("held_elsewhere", render_tracking.act_there(held))
         quotes = await self.prices() if prices else await self._prices_or_empty()
         return [previews.preview(self.service.preview(user, action, quotes))]

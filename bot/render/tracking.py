@@ -12,7 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from bot.render.common import Reply, amount, e, ltv_text, price
-from bot.render.pushes import tracked_buttons
+from bot.render.pushes import BINANCE_LOANS, tracked_buttons
 from bot.service.tracking_views import TrackedView
 from domain.money import fmt, pct
 from domain.tracking.position import Tracked
@@ -84,6 +84,15 @@ def position(v: TrackedView) -> Reply:
 def tracked(v: TrackedView, verb: str = "Tracking") -> Reply:
     return Reply(f"{e(verb)} #{v.id}. I warn you at the lender's levels; the desk never touches it.\n\n"
                  + "\n".join(lines(v)))
+
+
+def act_there(t: Tracked) -> str:
+    """Why a desk action on a tracked position is refused, and where to act (a plain sentence)."""
+    if t.where == "Binance":
+        return (f"#{t.id} is held on Binance: add collateral or repay it there ({BINANCE_LOANS}); loandesk only "
+                "reads it")
+    return (f"#{t.id} is held at another lender: act there, then tell me with /track #{t.id} debt <amount> or "
+            f"/track #{t.id} collateral <amount>")
 
 
 def untracked(t: Tracked) -> Reply:

@@ -28,6 +28,7 @@ from domain.positions import PriceAlert, ProtectionRule
 from domain.prices import Prices
 from domain.termsheet import TermSheet
 from domain.tracking import watch as tracked_watch
+from domain.tracking.position import Tracked
 from domain.watch import alerts, protection
 from storage.monitoring import Monitoring
 from storage.protection import price_history
@@ -89,6 +90,9 @@ class ToolService:
     def protect(self, owner: str, pid: int, trigger: Decimal, target: Decimal,
                 mode: str) -> ProtectionRule:
         now = self.loans.clock()
+        if self.tracking is not None and self.tracking.one(owner, pid) is not None:
+            raise Rejected("held_elsewhere", f"#{pid} is held elsewhere: auto-protection moves money, and loandesk "
+                                             "never moves money at another lender. /alert price warns you instead")
         with self.store.unit_of_work() as uow:
             rule = protection.set_protection(self._desk(uow), owner, pid, trigger, target, mode, now)
             uow.commit()
@@ -111,8 +115,7 @@ class ToolService:
             with self.store.unit_of_work() as uow:
                 uow.book.save_price_alert(alert)
                 uow.commit()
-            d = tracked_watch.distance_to_margin_call(held, {QUOTE: Decimal(1), **prices}, now)
-            return alert, (alerts.Distance(d.asset, d.price, d.margin_call_price, d.distance) if d else None)
+            return alert, _held_distance(held, prices, now)
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
             alert = alerts.set_price_alert(desk, owner, pid, distance)
@@ -135,7 +138,9 @@ class ToolService:
         now = self.loans.clock()
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
-            found = [(a, _distance(desk, a.position, prices, now)) for a in uow.book.price_alerts(owner)]
+            held = {t.id: t for t in self.tracking.tracked(owner)} if self.tracking is not None else {}
+            found = [(a, _held_distance(held[a.position], prices, now) if a.position in held
+                      else _distance(desk, a.position, prices, now)) for a in uow.book.price_alerts(owner)]
             return AlertsOverview(uow.book.account(owner).warning_ltv,
                                   self.catalog.products["flexible"].warning_ltv, found,
                                   uow.book.protection_rules(owner), now)
@@ -209,6 +214,11 @@ class ToolService:
     def term_sheet(self, owner: str) -> TermSheet | None:
         with self.store.unit_of_work() as uow:
             return uow.domain_book.term_sheet(owner)
+
+
+def _held_distance(t: Tracked, prices: Prices, now: datetime) -> alerts.Distance | None:
+    d = tracked_watch.distance_to_margin_call(t, {QUOTE: Decimal(1), **prices}, now)
+    return alerts.Distance(d.asset, d.price, d.margin_call_price, d.distance) if d is not None else None
 
 
 def _distance(desk: Desk, pid: int, prices: Prices, now: datetime) -> alerts.Distance | None:

@@ -45,6 +45,9 @@ def test_track_accrue_edit_margin_call_untrack(tw: TrackWorld) -> None:
                                   for t in (positions, journal_entries)])
     assert counts == [0, 0]
 
+    assert "#1 is held at another lender: act there" in tw.say(ANN, "/repay 1 100")["plain"]
+    assert "#1 is held at another lender: act there" in tw.say(ANN, "/add 1 0.1")["plain"]
+    assert "loandesk never moves money at another lender" in tw.say(ANN, "/protect 1 80% 65% topup")["plain"]
     history = tw.say(ANN, "/history 1")["plain"]
     assert "#1 Margin call at LTV 85.7% (held elsewhere)." in history, history
     assert "You have no position #1" in tw.say(BOB, "/history 1")["plain"]
@@ -93,6 +96,9 @@ def test_tools_groups_and_board_work_on_a_tracked_position(tw: TrackWorld) -> No
     assert "#1 user 42: LTV 40.0% · 40.0 points to margin call" in board, board
     # a price alert: margin call at 10000 / (0.5 × 0.80) = 25,000; within 10% from BTC 27,777.78 down
     assert "#1" in tw.say(ANN, "/alert price 1 10%")["plain"]
+    listed = tw.say(ANN, "/alerts")["plain"]
+    assert "#1: within 10.0% of the margin-call price · now BTC 50000 is 50.0% above the margin-call price 25000" \
+        in listed
     since = len(tw.tg.sent)
     tw.binance.set_price("BTC", "27000")  # 1 − 25000/27000 = 7.4%: the alert fires (LTV 74.1%, no warning yet)
     alert = tw.tg.wait_for(lambda r: r["chat_id"] == ANN and "Price alert" in (r["plain"] or ""), since=since)
@@ -101,6 +107,6 @@ def test_tools_groups_and_board_work_on_a_tracked_position(tw: TrackWorld) -> No
     tw.binance.set_price("BTC", "24000")  # 10000 / 12000 = 83.3%: the lender's 80% margin call, pushed to the group
     group = tw.tg.wait_for(lambda r: r["chat_id"] == GROUP and "🚨 Margin call" in (r["plain"] or ""), since=since)
     assert "Held at your lender. LTV 83.3%" in group["plain"]
-    assert len(tw.pushes(ANN, "Price alert")) == 1  # once: not re-armed (the price never went 2 points further)
+    assert len(tw.pushes(ANN, "⚠️ Price alert")) == 1  # once: not re-armed (the price never went 2 points further)
     assert tw.say(ANN, "/untrack #1")["plain"].startswith("Stopped tracking #1")
     assert tw.table(price_alerts) == []  # its alert went with it
