@@ -1,4 +1,5 @@
-"""The sync service against the fake Binance (no Telegram): spacing, intervals, caching, weights, a revoked key."""
+"""The sync service against the fake Binance (no Telegram), on SQLite and PostgreSQL: spacing, intervals,
+caching, weights, a revoked key."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bot.service.tracking import TrackingService
 from domain.markets import load_catalog
 from storage.tables import outbox
 from storage.tracking import Link, SqlTracked
+from tests.conftest import Postgres
 from tests.fakes.binance import FakeBinance
 
 NOW = datetime(2030, 1, 7, 10, 15, tzinfo=UTC)
@@ -34,10 +36,16 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[TrackingService, FakeBinance, Clock]]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TrackingService, FakeBinance, Clock]]:
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sync.db'}"
+    else:
+        server: Postgres = request.getfixturevalue("postgres")
+        url, schema = server.url, server.new_schema()
     with FakeBinance({"BTC": "50000", "ETH": "3000"}) as fake:
-        store = StateStore(f"sqlite:///{tmp_path / 'sync.db'}")
+        store = StateStore(url, schema=schema)
         clock = Clock()
         service = TrackingService(load_catalog(), store, fake.url, Fernet.generate_key().decode(), clock=clock,
                                   prices=lambda: {"BTC": Decimal(50000), "ETH": Decimal(3000)})
@@ -52,6 +60,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[TrackingService, FakeBinance, Clock]
             uow.commit()
         yield service, fake, clock
         store.close()
+        if schema is not None:
+            request.getfixturevalue("postgres").drop_schema(schema)
         assert fake.non_get_requests == 0
 
 
