@@ -16,8 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     """``TELEGRAM_BOT_TOKEN`` and the ``LOANDESK_*`` variables of the README."""
 
+    # hide_input_in_errors: a bad LOANDESK_SECRET_KEY (or token) must not be echoed by the error that refuses it
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      populate_by_name=True)
+                                      populate_by_name=True, hide_input_in_errors=True)
 
     telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_base_url: str | None = Field(default=None, alias="LOANDESK_TELEGRAM_BASE_URL")
