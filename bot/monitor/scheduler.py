@@ -93,6 +93,7 @@ class Monitor:
         # more jobs (id, work, seconds) run only while this process leads, e.g. the Binance syncs (SPEC §9);
         # after each run the notifier wakes, so what the work put in the outbox goes out at once
         self.extra: list[tuple[str, Callable[[], Awaitable[object]], float]] = []
+        self._extra_tasks: list[asyncio.Task[None]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -132,6 +133,10 @@ class Monitor:
                                                                              max(0.1, deadline - time.monotonic())))
             except Exception:  # TimeoutError, or the pass failed (reported by _delivered)
                 self._delivering.cancel()
+        for task in self._extra_tasks:  # a Binance sync in flight: its next run is the next leader's
+            task.cancel()
+        if self._extra_tasks:
+            await asyncio.wait(self._extra_tasks, timeout=max(0.1, min(STOP_PUSH_SECONDS, deadline - time.monotonic())))
         if await asyncio.to_thread(self._ticking.acquire, True, max(0.1, deadline - time.monotonic())):
             self._ticking.release()
         await asyncio.to_thread(self.lease.release)
@@ -139,10 +144,23 @@ class Monitor:
         await self.feed_close()
 
     def _leading_only(self, work: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        running: list[asyncio.Task[None]] = []
+
+        async def run() -> None:
+            await work()
+            self.wake_notifier()
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self._failed("extra job", task.exception())  # type: ignore[arg-type]
+
         async def job() -> None:
-            if self.leading:
-                await work()
-                self.wake_notifier()
+            # a run that outlasts the interval (a slow Binance) is left to finish; the next one starts after it
+            if self.leading and not (running and not running[-1].done()):
+                running[:] = [asyncio.create_task(run())]
+                running[0].add_done_callback(done)
+                self._extra_tasks.append(running[0])
+                self._extra_tasks[:] = [t for t in self._extra_tasks if not t.done()]
         return job
 
     def leader(self) -> bool:
