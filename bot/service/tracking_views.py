@@ -66,6 +66,7 @@ def as_position_view(t: Tracked, prices: Prices, now: datetime, precision: Calla
     """A tracked position as the desk's tools and the group board read a position, at the lender's levels."""
     v = tracked_view(t, prices, now, precision)
     daily = debt_at(t, now) * ((ONE + t.apr / HOURS_PER_YEAR) ** 24 - ONE)
-    return PositionView(t.id, t.owner, f"{t.kind.value} ({t.where})", "open", t.loan_asset, v.debt, v.collateral,
+    label = f"{t.kind.value} ({t.where})" if t.kind.value != t.where else f"{t.where} (held elsewhere)"
+    return PositionView(t.id, t.owner, label, "open", t.loan_asset, v.debt, v.collateral,
                         v.ltv, tools.thresholds(t, warning), v.margin_call_price, v.liquidation_price, t.apr,
                         v.hourly_interest, daily, t.expires_at)
