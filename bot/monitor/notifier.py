@@ -63,7 +63,8 @@ def telegram_sender(bot: Bot) -> Send:
     async def send(chat_id: int, reply: Reply) -> int:
         markup = None
         if reply.buttons:
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row]
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, url=d) if d.startswith("https://")  # lender's page
+                                            else InlineKeyboardButton(t, callback_data=d) for t, d in row]
                                            for row in reply.buttons])
         extra: dict[str, Any] = {}
         if limited:
