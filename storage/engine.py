@@ -57,7 +57,10 @@ def make_engine(url: str | URL, *, schema: str | None = None, echo: bool = False
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "echo": echo}
     if schema is not None and parsed.get_backend_name() != "postgresql":
         raise ValueError("schema= is supported on PostgreSQL only")
-    options = [f"-c search_path={schema}"] if schema is not None else []
+    given = parsed.query.get("options")  # options in the URL (e.g. a search_path) are kept, not replaced
+    options = [given] if isinstance(given, str) else list(given or [])
+    if schema is not None:
+        options.append(f"-c search_path={schema}")
     if parsed.get_backend_name() == "postgresql":
         options.append(f"-c lock_timeout={int(lock_timeout_ms)}")
         kwargs["pool_size"] = 20  # readers and writers on their thread pools (bot.service.store), besides the lease
