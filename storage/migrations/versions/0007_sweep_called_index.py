@@ -1,0 +1,36 @@
+"""The sweep index's margin-call reminders get a partial index on ``called_at`` alone.
+
+``(state, called_at)`` also matched every band's ``state = …`` and PostgreSQL, with statistics that say the warned
+and called states are nearly empty, read a band's range through it (all warned rows once per band) instead of
+``(state, grp, k)``. A partial index on ``called_at`` (only margin calls have one) serves the reminder query and
+nothing else.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+WHERE = sa.text("called_at IS NOT NULL")
+
+
+def upgrade() -> None:
+    op.drop_index("ix_sweep_index_state_called_at", table_name="sweep_index")
+    op.create_index("ix_sweep_index_called_at", "sweep_index", ["called_at"], postgresql_where=WHERE,
+                    sqlite_where=WHERE)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_sweep_index_called_at", table_name="sweep_index")
+    op.create_index("ix_sweep_index_state_called_at", "sweep_index", ["state", "called_at"])
