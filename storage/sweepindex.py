@@ -55,20 +55,25 @@ _INSERT = insert(sweep_index)
 
 def candidate_ids(db: Connection, plan: SweepPlan) -> set[int]:
     """Ids of every position ``plan`` admits, by the index (see the module docstring)."""
+    sql, params = candidate_statement(db, plan)
+    if db.dialect.name == "postgresql":
+        # The planner cannot know how few rows a band's range holds, estimates hundreds per band, and above
+        # jit_above_cost compiles the statement: 25 ms of JIT for 3 ms of index reads. Off for this transaction.
+        db.exec_driver_sql("SET LOCAL jit = off")
+    found = {row[0] for row in db.exec_driver_sql(sql, params)}
+    return found | _personal(db, plan)
+
+
+def candidate_statement(db: Connection, plan: SweepPlan) -> tuple[str, tuple[Any, ...]]:
+    """The range query of ``candidate_ids`` as driver SQL and its parameters (for ``EXPLAIN`` too)."""
     groups = sorted(plan.bands)
     params: list[Any] = []
     for g in groups:
         b = plan.bands[g]
         params += [g, b.rise, b.escalate, b.rearm, b.liquidate, b.clear]
     params.append(_stored_time(db, plan.remind_before))
-    postgres = db.dialect.name == "postgresql"
-    sql = _query(len(groups), "?" if db.dialect.paramstyle == "qmark" else "%s", postgres)
-    if postgres:
-        # The planner cannot know how few rows a band's range holds, estimates hundreds per band, and above
-        # jit_above_cost compiles the statement: 25 ms of JIT for 3 ms of index reads. Off for this transaction.
-        db.exec_driver_sql("SET LOCAL jit = off")
-    found = {row[0] for row in db.exec_driver_sql(sql, tuple(params))}
-    return found | _personal(db, plan)
+    sql = _query(len(groups), "?" if db.dialect.paramstyle == "qmark" else "%s", db.dialect.name == "postgresql")
+    return sql, tuple(params)
 
 
 def _stored_time(db: Connection, when: datetime) -> Any:
