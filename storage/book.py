@@ -202,6 +202,11 @@ class SqlBook(ProtectionTables):
         rows = self._load(positions.c.status.in_(ACTIVE_VALUES))
         return [p for p in self._with_mapped(rows) if p.status in ACTIVE]
 
+    def active_fixed(self) -> Iterable[Position]:
+        """Active Fixed loans, by the index on (product, status): a tick reads these, never the whole book."""
+        rows = self._load(and_(positions.c.product == Product.FIXED.value, positions.c.status.in_(ACTIVE_VALUES)))
+        return [p for p in self._with_mapped(rows) if p.status in ACTIVE and p.product is Product.FIXED]
+
     # ------------------------------------------------------------------ events (the outbox)
 
     def emit(self, event: Event) -> None:

@@ -118,6 +118,7 @@ class PositionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_positions_owner", "owner"),
         Index("ix_positions_status", "status"),
+        Index("ix_positions_product_status", "product", "status"),  # a tick's Fixed loans, not the whole book
         Index("ix_positions_owner_product_loan", "owner", "product", "loan_asset"),
     )
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))

@@ -96,6 +96,7 @@ class Monitor:
         self._leading_lock = asyncio.Lock()
         self._troubles: dict[str, str] | None = None  # per-asset price troubles already told (None: not read)
         self._delivering: asyncio.Task[int] | None = None
+        self._wake_again = False  # a tick committed events while a notifier pass was running
         self.sweeps = Coalescer(self._sweep, on_error=self._sweep_failed)  # one tick for every new price
         self._streaming: asyncio.Task[None] | None = None
 
@@ -298,14 +299,20 @@ class Monitor:
         self.wake_notifier()
 
     def wake_notifier(self) -> None:
-        """Start a notifier pass in the background unless one is running; the caller never waits for it."""
+        """Start a notifier pass in the background; the caller never waits for it. While a pass runs (it may have
+        read the outbox before this tick's events), one more starts as soon as it ends."""
         if self._delivering is None or self._delivering.done():
+            self._wake_again = False
             self._delivering = asyncio.create_task(self.notifier.run())
             self._delivering.add_done_callback(self._delivered)
+        else:
+            self._wake_again = True
 
     def _delivered(self, task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._failed("push delivery", task.exception())  # type: ignore[arg-type]
+        if self._wake_again and not task.cancelled() and self.scheduler is not None:
+            self.wake_notifier()
 
     async def deliver(self) -> None:
         if self.leading:

@@ -1,9 +1,11 @@
-"""The sweep index's margin-call reminders get a partial index on ``called_at`` alone.
+"""Indexes for a tick on a large book: each sweep band one range scan, the Fixed loans without the rest.
 
-``(state, called_at)`` also matched every band's ``state = …`` and PostgreSQL, with statistics that say the warned
-and called states are nearly empty, read a band's range through it (all warned rows once per band) instead of
-``(state, grp, k)``. A partial index on ``called_at`` (only margin calls have one) serves the reminder query and
-nothing else.
+* ``(state, called_at)`` on ``sweep_index`` also matched every band's ``state = …``, and PostgreSQL, with
+  statistics that say the warned and called states are nearly empty, read a band's range through it (all warned
+  rows once per band) instead of ``(state, grp, k)``. A partial index on ``called_at`` (only margin calls have
+  one) serves the reminder query and nothing else.
+* ``(product, status)`` on ``positions``: the expiry step of every tick reads the active Fixed loans only;
+  ``status`` alone matches the whole book.
 
 Revision ID: 0007
 Revises: 0006
@@ -29,8 +31,10 @@ def upgrade() -> None:
     op.drop_index("ix_sweep_index_state_called_at", table_name="sweep_index")
     op.create_index("ix_sweep_index_called_at", "sweep_index", ["called_at"], postgresql_where=WHERE,
                     sqlite_where=WHERE)
+    op.create_index("ix_positions_product_status", "positions", ["product", "status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_positions_product_status", table_name="positions")
     op.drop_index("ix_sweep_index_called_at", table_name="sweep_index")
     op.create_index("ix_sweep_index_state_called_at", "sweep_index", ["state", "called_at"])
