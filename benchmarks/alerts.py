@@ -3,11 +3,12 @@ change at the exchange to the margin-call push at Telegram — with the exchange
 in one run, on a book of N positions.
 
 The book is ``benchmarks.sweep``'s (N flexible positions written in bulk, LTVs uniform over [0.30, 0.80) at its
-start prices, every shipped pair) plus 2 × ``--moves`` *probe* positions opened through the engine by borrowers
-the fake Telegram knows: 1 BTC each, with a debt that reaches the 85% margin call exactly half-way between two
-BTC prices of the benchmark's path. The path lowers BTC by 0.1% per move (never more than a tenth in all, so no
-position of the bulk book reaches liquidation); move k therefore margin-calls probe k and nobody else's chat
-(the bulk book's owners have no chat: their warnings and margin calls are written, not pushed).
+start prices, every shipped pair; the catalog's lending caps raised as in ``benchmarks.chat``) plus
+2 × ``--moves`` *probe* positions opened through the engine by borrowers the fake Telegram knows: 1 BTC each,
+with a debt that reaches the 85% margin call exactly half-way between two BTC prices of the benchmark's path.
+The path lowers BTC by 0.1% per move (never more than a tenth in all, so no position of the bulk book reaches
+liquidation); move k therefore margin-calls probe k and nobody else's chat (the bulk book's owners have no
+chat: their warnings and margin calls are written, not pushed).
 
 Each phase runs the real bot (``bot.entry.compose.build_application``: PTB, the scheduler, the guard, the sweep,
 the notifier) against ``tests.fakes`` on 127.0.0.1: FakeExchange's REST ticker and combined WebSocket stream,
@@ -40,6 +41,7 @@ from typing import Any
 from sqlalchemy import create_engine, update
 
 from benchmarks import report
+from benchmarks.chat import big_catalog
 from benchmarks.sweep import PRICES, T0, build, pct
 from bot.entry.compose import build_application
 from bot.entry.run import run_app
@@ -144,10 +146,11 @@ def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 def settled(tg: FakeTelegram, quiet: float = 3.0, timeout: float = 120.0) -> None:
     """Wait until the fake Telegram has received nothing for ``quiet`` seconds (the start-up pushes are out)."""
-    deadline = time.monotonic() + timeout
+    since = time.monotonic()
+    deadline = since + timeout
     while time.monotonic() < deadline:
         sent = tg.sent
-        last = max((r["time"] for r in sent), default=0.0)
+        last = max((r["time"] for r in sent), default=since)
         if time.monotonic() - last >= quiet:
             return
         time.sleep(0.2)
@@ -161,7 +164,8 @@ def phase(name: str, settings: Settings, clock: Clock, exchange: FakeExchange, t
         assert monitor is not None
         streaming = settings.binance_stream_url != "off"
         wait(lambda: monitor.leading and "BTC" in monitor.feed.guard.newest_seen
-             and (monitor.feed.streaming or not streaming), 60, f"{name}: the bot to lead with prices")
+             and (monitor.feed.streaming or not streaming) and len(bot.ticks) > 0, 60,
+             f"{name}: the bot to lead and tick with prices")
         settled(tg)
         ticks_before = len(bot.ticks)
         moved: dict[int, float] = {}
@@ -196,8 +200,9 @@ def phase(name: str, settings: Settings, clock: Clock, exchange: FakeExchange, t
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    catalog = load_catalog()
     tmp = tempfile.TemporaryDirectory(prefix="loandesk-alerts-")
+    markets_file = big_catalog(Path(tmp.name))  # the bulk book borrows past the shipped lending caps
+    catalog = load_catalog(markets_file)
     schema: str | None = None
     admin = None
     if args.database:
@@ -222,7 +227,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.dispose()
             common = {"TELEGRAM_BOT_TOKEN": TOKEN, "LOANDESK_TELEGRAM_BASE_URL": tg.base_url,
                       "LOANDESK_BINANCE_URL": exchange.url, "LOANDESK_DATABASE_URL": url,
-                      "LOANDESK_DATABASE_SCHEMA": schema, "LOANDESK_PRICE_POLL_SECONDS": POLL_SECONDS}
+                      "LOANDESK_DATABASE_SCHEMA": schema, "LOANDESK_PRICE_POLL_SECONDS": POLL_SECONDS,
+                      "LOANDESK_MARKETS_FILE": str(markets_file)}
             clock = Clock()
             streamed = phase("streaming", Settings(**common, LOANDESK_BINANCE_STREAM_URL=exchange.stream_url),
                              clock, exchange, tg, range(1, args.moves + 1), rng, args.timeout)
