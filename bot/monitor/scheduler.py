@@ -14,8 +14,8 @@ Jobs (each acts only while this process leads):
   one *tick*, then wake the notifier (never waiting for it: a backlog of pushes must not delay the next poll).
   Operators hear once when the feed goes stale (no fresh price for 60 s) and once when it recovers, and once
   per asset whose price cannot be used (missing, zero, negative or implausible) and once when it is back — also
-  across a restart or a change of leader: each state is a flag row in ``scheduler_lock``
-  written in the notice's own transaction.
+  across a restart or a change of leader: each state is a flag row in ``scheduler_lock`` written in the
+  notice's own transaction.
 - the exchange's stream (``LOANDESK_BINANCE_STREAM_URL``, ``bot.monitor.stream``; not a job but a task): every
   new price runs a tick at once. Ticks for new prices are coalesced (``feed.Coalescer``): a price arriving while
   a tick runs is taken by one more tick when it ends, so a burst of messages costs at most two ticks. When the
@@ -99,6 +99,7 @@ class Monitor:
         self._wake_again = False  # a tick committed events while a notifier pass was running
         self.sweeps = Coalescer(self._sweep, on_error=self._sweep_failed)  # one tick for every new price
         self._streaming: asyncio.Task[None] | None = None
+        self._losing: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -281,7 +282,7 @@ class Monitor:
     def _sweep_failed(self, exc: BaseException) -> None:
         """A tick asked for by a stream price failed (nobody waits for it)."""
         if isinstance(exc, LostLease):
-            asyncio.get_running_loop().create_task(self.lost(exc))
+            self._losing = asyncio.get_running_loop().create_task(self.lost(exc))  # kept: a task needs a reference
         else:
             self._failed("stream sweep", exc)
 
