@@ -15,8 +15,9 @@ the notifier) against ``tests.fakes`` on 127.0.0.1: FakeExchange's REST ticker a
 FakeTelegram's Bot API. The bot's clock starts just after the book's and runs with real time (no hour passes,
 so no accrual run lands in the middle). Phase one streams (``LOANDESK_BINANCE_STREAM_URL`` = the fake's
 stream; REST every 10 s as the fallback); phase two polls only (``off``, ``LOANDESK_PRICE_POLL_SECONDS`` 10).
-In each, once the start-up pushes are out, ``--moves`` moves follow at random gaps of 0.3–1.0 s (seeded), each
-timed when FakeExchange is told the new price; a probe's latency ends when FakeTelegram receives its margin
+In each, once the start-up pushes are out, ``--moves`` moves follow at random gaps of 1–2 s (seeded; Binance
+sends a symbol's miniTicker at most once a second, so a faster path could not reach the bot), each timed when
+FakeExchange is told the new price; a probe's latency ends when FakeTelegram receives its margin
 call (its own ``time.monotonic()``, same process). Reported: p50 / p95 / max per phase, pushes that never
 came, and the tick times the scheduler measured.
 """
@@ -157,7 +158,7 @@ def settled(tg: FakeTelegram, quiet: float = 3.0, timeout: float = 120.0) -> Non
 
 
 def phase(name: str, settings: Settings, clock: Clock, exchange: FakeExchange, tg: FakeTelegram,
-          moves: range, rng: Random, timeout: float) -> dict[str, Any]:
+          moves: range, rng: Random, timeout: float, gaps: tuple[float, float]) -> dict[str, Any]:
     bot = Bot(settings, clock)
     try:
         monitor = bot.monitor
@@ -170,7 +171,7 @@ def phase(name: str, settings: Settings, clock: Clock, exchange: FakeExchange, t
         ticks_before = len(bot.ticks)
         moved: dict[int, float] = {}
         for k in moves:
-            time.sleep(rng.uniform(0.3, 1.0))
+            time.sleep(rng.uniform(*gaps))
             moved[k] = time.monotonic()
             exchange.set_price("BTC", price_after(k))
         arrived: dict[int, float] = {}
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         url = f"sqlite:///{Path(tmp.name) / 'alerts.db'}"
         engine = make_engine(url)
     rng = Random(12)
+    gaps = (args.gap_min, args.gap_max)
     try:
         migrate(engine)
         t = time.perf_counter()
@@ -231,9 +233,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       "LOANDESK_MARKETS_FILE": str(markets_file)}
             clock = Clock()
             streamed = phase("streaming", Settings(**common, LOANDESK_BINANCE_STREAM_URL=exchange.stream_url),
-                             clock, exchange, tg, range(1, args.moves + 1), rng, args.timeout)
+                             clock, exchange, tg, range(1, args.moves + 1), rng, args.timeout, gaps)
             polled = phase("polling", Settings(**common, LOANDESK_BINANCE_STREAM_URL="off"), clock, exchange, tg,
-                           range(args.moves + 1, 2 * args.moves + 1), rng, args.timeout)
+                           range(args.moves + 1, 2 * args.moves + 1), rng, args.timeout, gaps)
     finally:
         engine.dispose()
         if admin is not None and schema is not None:
@@ -243,7 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp.cleanup()
     return {"positions": args.positions, "database": "postgresql" if args.database else "sqlite",
             "moves": args.moves, "streaming": streamed, f"polling_{POLL_SECONDS:g}s": polled,
-            "build_s": round(build_s, 1)}
+            "gaps_s": list(gaps), "build_s": round(build_s, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--positions", type=int, default=100_000, help="the bulk book (probes come on top)")
     parser.add_argument("--moves", type=int, default=50, help="price moves per phase (each margin-calls a probe)")
     parser.add_argument("--database", help="a PostgreSQL URL (a fresh schema is made and dropped)")
+    parser.add_argument("--gap-min", type=float, default=1.0, help="shortest gap between two moves (seconds)")
+    parser.add_argument("--gap-max", type=float, default=2.0, help="longest gap between two moves (seconds)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the last push of a phase")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
