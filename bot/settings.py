@@ -5,6 +5,7 @@ No other module reads ``os.environ``; everything that needs configuration receiv
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Annotated, Literal
 
@@ -15,8 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     """``TELEGRAM_BOT_TOKEN`` and the ``LOANDESK_*`` variables of the README."""
 
+    # hide_input_in_errors: a bad LOANDESK_SECRET_KEY (or token) must not be echoed by the error that refuses it
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      populate_by_name=True)
+                                      populate_by_name=True, hide_input_in_errors=True)
 
     telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_base_url: str | None = Field(default=None, alias="LOANDESK_TELEGRAM_BASE_URL")
@@ -41,6 +43,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=20, gt=0, alias="LOANDESK_SHUTDOWN_GRACE_SECONDS")
     bootstrap_retries: int = Field(default=5, ge=-1, alias="LOANDESK_BOOTSTRAP_RETRIES")
     alert_interval_seconds: float = Field(default=60, ge=0, alias="LOANDESK_ALERT_INTERVAL_SECONDS")
+    # --- loans held elsewhere (issue 13, SPEC §9): see README "Tracking loans held elsewhere"
+    secret_key: SecretStr | None = Field(default=None, alias="LOANDESK_SECRET_KEY")
+    binance_sync_share: float = Field(default=0.5, gt=0, le=1, alias="LOANDESK_BINANCE_SYNC_SHARE")
+    binance_sync_seconds: float = Field(default=60, gt=0, alias="LOANDESK_BINANCE_SYNC_SECONDS")
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -61,6 +67,21 @@ class Settings(BaseSettings):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:9000")
         return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet(cls, value: SecretStr | None) -> SecretStr | None:
+        """A Fernet key: 32 random bytes, url-safe base64 (44 characters); empty means linking is off."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(value.get_secret_value().strip().encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be a Fernet key: 32 random bytes in url-safe base64 (python -c \"from "
+                             "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\")")
+        return SecretStr(value.get_secret_value().strip())
 
     @field_validator("webhook_secret")
     @classmethod
@@ -99,6 +120,8 @@ class Settings(BaseSettings):
         found = [self.telegram_bot_token or ""]
         if self.webhook_secret is not None:
             found.append(self.webhook_secret.get_secret_value())
+        if self.secret_key is not None:
+            found.append(self.secret_key.get_secret_value())
         return [s for s in found if s]
 
 

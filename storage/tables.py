@@ -389,6 +389,61 @@ class DeskSettingRow(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
 
 
+class TrackedPositionRow(SQLModel, table=True):
+    """A loan held elsewhere (SPEC §9): by hand, or synced from a linked Binance account. Never in the ledger.
+
+    Its id comes from the desk's position counter, so ``/position 12`` names one loan whichever lender holds it.
+    ``collateral`` is a JSON object asset → amount, the amounts as strings (exact).
+    """
+
+    __tablename__ = "tracked_positions"
+    __table_args__ = (Index("ix_tracked_positions_owner", "owner"),)
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    owner: str = Field(sa_column=Column(String(64), nullable=False))
+    lender: str = Field(sa_column=Column(String(16), nullable=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    ref: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    loan_asset: str = Field(sa_column=Column(String(32), nullable=False))
+    debt: Decimal = Field(sa_column=Column(Money, nullable=False))
+    debt_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    apr: Decimal = Field(sa_column=Column(Money, nullable=False))
+    collateral: str = Field(sa_column=Column(Text, nullable=False))
+    margin_call_ltv: Decimal = Field(sa_column=Column(Money, nullable=False))
+    liquidation_ltv: Decimal = Field(sa_column=Column(Money, nullable=False))
+    initial_ltv: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    calibration: Decimal = Field(sa_column=Column(Money, nullable=False))
+    opened_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    synced_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    synced_ltv: Decimal | None = Field(default=None, sa_column=Column(Money, nullable=True))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    reminders_sent: str = Field(default="", sa_column=Column(String(64), nullable=False))
+    warned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    margin_call: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    margin_call_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    near: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+
+
+class LinkedAccountRow(SQLModel, table=True):
+    """A borrower's linked Binance key (one per borrower), encrypted with ``LOANDESK_SECRET_KEY`` (Fernet).
+
+    ``state``: ``pending`` (an Ed25519 pair made by ``/link``, waiting for the API key), ``active``, ``revoked``
+    (Binance refused the key: told once, no more syncs). ``secret`` is the Fernet token of the HMAC secret or of
+    the Ed25519 private key PEM; ``api_key`` is encrypted too (it names the account at Binance).
+    """
+
+    __tablename__ = "linked_accounts"
+    owner: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    api_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    secret: str = Field(sa_column=Column(Text, nullable=False))
+    public_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    synced_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    next_sync_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
+    failures: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -419,8 +474,11 @@ price_alerts = _table("price_alerts")
 account_prefs = _table("account_prefs")
 sweep_index = _table("sweep_index")
 desk_settings = _table("desk_settings")
+tracked_positions = _table("tracked_positions")
+linked_accounts = _table("linked_accounts")
 
 TABLES: tuple[Table, ...] = (journal_entries, postings, balances, earn_shares, accounts, markets, rate_points,
                              positions, holdings, term_sheets, outbox, counters, bot_previews, bot_drafts,
                              bot_seen, bot_faucet, price_ticks, chats, group_shares, deliveries, scheduler_lock,
-                             protection_rules, price_alerts, account_prefs, sweep_index, desk_settings)
+                             protection_rules, price_alerts, account_prefs, sweep_index, desk_settings,
+                             tracked_positions, linked_accounts)

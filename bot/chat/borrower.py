@@ -13,15 +13,18 @@ from bot.chat.parsing import Usage
 from bot.monitor.offline import OfflinePrices
 from bot.render import answers, common
 from bot.render import history as render_history
+from bot.render import tracking as render_tracking
 from bot.render.common import Reply
 from bot.service.loans import LoanService
 from bot.service.tools import ToolService
+from bot.service.tracking import TrackingService
 from bot.service.usecases import Action, AddCollateral, Close, Repay, RepayWithCollateral, Transfer, WithdrawCollateral
 
 
 class BorrowerCommands:
     service: LoanService
     tools: ToolService
+    tracking: TrackingService
     demo: bool
     loans: list[str]
     collateral: list[str]
@@ -44,15 +47,23 @@ class BorrowerCommands:
         return [answers.markets(self.service.catalog, {a: self.service.apr(a) for a in self.loans})]
 
     async def cmd_positions(self, user: str, args: list[str]) -> list[Reply]:
-        """Every open loan."""
-        return [answers.positions(self.service.positions(user, await self.prices()))]
+        """Every open loan: the desk's, then those held elsewhere (SPEC §9)."""
+        prices = await self.prices()
+        desk, held = self.service.positions(user, prices), self.tracking.views(user, prices)
+        if held and not desk:
+            return [Reply(render_tracking.section(held))]
+        return [answers.positions(desk)] + ([Reply(render_tracking.section(held))] if held else [])
 
     async def cmd_position(self, user: str, args: list[str]) -> list[Reply]:
-        """One loan."""
+        """One loan (the desk's, or one held elsewhere)."""
         parsing.need(args, ["the position number"], "position")
         parsing.extra(args, 1, "position")
         pid = parsing.position_id(args[0], "position")
-        return [answers.position(self.service.position(user, pid, await self.prices()))]
+        prices = await self.prices()
+        held = self.tracking.view(user, pid, prices)
+        if held is not None:
+            return [render_tracking.position(held)]
+        return [answers.position(self.service.position(user, pid, prices))]
 
     async def cmd_repay(self, user: str, args: list[str]) -> list[Reply]:
         """/repay <id> <amount|all> [with collateral]."""
@@ -118,7 +129,8 @@ class BorrowerCommands:
         """/history [id]."""
         parsing.extra(args, 1, "history")
         pid = parsing.position_id(args[0], "history") if args else None
-        return [render_history.history(self.service.history(user, pid))]
+        held = self.tracking.history(user, pid) if pid is not None else None  # a loan held elsewhere
+        return [render_history.history(held if held is not None else self.service.history(user, pid))]
 
     async def cmd_notify(self, user: str, args: list[str]) -> list[Reply]:
         """/notify · /notify rates on|off · /notify digest on|off [HH] (UTC hour)."""

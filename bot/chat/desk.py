@@ -21,14 +21,17 @@ from bot.chat.offline import OfflineCommands
 from bot.chat.operator import OperatorCommands
 from bot.chat.parsing import Usage
 from bot.chat.tools import ToolCommands
+from bot.chat.tracking import TrackingCommands
 from bot.monitor.offline import OfflinePrices
 from bot.monitor.prices import PriceSource, PricesUnavailable
 from bot.render import answers, common, previews
 from bot.render import buttons as taps
+from bot.render import tracking as render_tracking
 from bot.render.common import Reply, TapAnswer
 from bot.service.loans import LoanService
 from bot.service.tools import ToolService
-from bot.service.usecases import Action, AddCollateral, Repay
+from bot.service.tracking import TrackingService
+from bot.service.usecases import Action, AddCollateral, Repay, position_of
 from domain.errors import Rejected
 from domain.money import round_up
 
@@ -41,14 +44,16 @@ POSITION_TAG = re.compile(r"^#\d{1,9}$", re.ASCII)  # "#12" alone: position 12
 PRICES_DOWN = "Prices are unavailable right now; nothing was changed. Try again in a minute."
 
 
-class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, OfflineCommands):
-    def __init__(self, service: LoanService, prices: PriceSource, operators: Collection[int], demo: bool) -> None:
+class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, OfflineCommands, TrackingCommands):
+    def __init__(self, service: LoanService, prices: PriceSource, operators: Collection[int], demo: bool,
+                 tracking: TrackingService | None = None) -> None:
         self.service = service
         self.price_source = prices
         self.offline = prices if isinstance(prices, OfflinePrices) else None  # the console's own prices
         self.operators = frozenset(operators)
         self.demo = demo
-        self.tools = ToolService(service)
+        self.tracking = tracking or TrackingService(service.catalog, service.store, "", None, clock=service.clock)
+        self.tools = ToolService(service, self.tracking)
         cat = service.catalog
         self.loans = list(cat.loans)
         self.collateral = list(cat.collateral)
@@ -131,6 +136,9 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
 
     async def _push_tap(self, user: str, kind: str, pid: int) -> list[Reply]:
         """View the position, or preview the top-up / repayment that brings it back to its initial LTV."""
+        held = self.tracking.view(user, pid, await self._prices_or_empty())
+        if held is not None:  # a loan held elsewhere: only viewed here (its buttons link to the lender)
+            return [render_tracking.position(held)]
         view = self.service.position(user, pid, await self._prices_or_empty())  # refuses another's position
         target = view.thresholds.initial
         asset = view.single_collateral
@@ -156,5 +164,9 @@ class ChatDesk(BorrowerCommands, GuidedBorrow, OperatorCommands, ToolCommands, O
 
     async def _preview(self, user: str, action: Action, prices: bool = True) -> list[Reply]:
         """Preview ``action`` (``prices=False``: one that needs no price, e.g. a repayment, works without)."""
+        pid = position_of(action)
+        held = self.tracking.one(user, pid) if pid is not None else None
+        if held is not None:  # a loan held elsewhere: loandesk never moves money there
+            raise Rejected("held_elsewhere", render_tracking.act_there(held))
         quotes = await self.prices() if prices else await self._prices_or_empty()
         return [previews.preview(self.service.preview(user, action, quotes))]

@@ -24,11 +24,14 @@ from bot.render import board as render_board
 from bot.render import common
 from bot.render.common import Reply, e
 from bot.service.store import StateStore
+from bot.service.tracking_views import as_position_view
 from bot.service.views import PositionView, position_view
 from domain.desk import Desk
 from domain.errors import Rejected
 from domain.markets import Catalog
+from domain.tracking.watch import warning_level
 from storage.monitoring import Monitoring
+from storage.tracking import SqlTracked
 
 GROUP_COMMANDS = ("monitor", "share", "unshare", "board")
 ADMINS = frozenset({"creator", "administrator"})
@@ -141,7 +144,8 @@ class Groups:
             raise Usage("Use /share, /share all or /share 12.", "share")
         pid = None if not args or args[0].lower() == "all" else parsing.position_id(args[0], "share")
         with self.store.unit_of_work() as uow:
-            if pid is not None:
+            held = SqlTracked(uow.session).get_tracked(pid) if pid is not None else None
+            if pid is not None and (held is None or held.owner != owner):  # a loan held elsewhere may be shared
                 Desk(self.catalog, uow.domain_book).own(owner, pid)  # someone else's: "you have no position"
             fresh = Monitoring(uow.session).share(chat_id, owner, pid, self.clock())
             uow.commit()
@@ -162,10 +166,11 @@ class Groups:
             m = Monitoring(uow.session)
             row = m.chat(chat_id)
             p = uow.book.get_position(pid)
-            owner = p.owner if p is not None else ""
+            held = SqlTracked(uow.session).get_tracked(pid) if p is None else None
+            owner = p.owner if p is not None else held.owner if held is not None else ""
             # the desk risk channel sees the positions whose margin calls and liquidations were pushed there;
             # a monitoring group sees what its members shared
-            visible = bool(p is not None and row and row["active"] and (
+            visible = bool((p is not None or held is not None) and row and row["active"] and (
                 (row["desk_channel"] and m.pushed_here(chat_id, pid)) or chat_id in m.groups_watching(owner, pid)))
         if not visible:
             return GroupTap(NOT_HERE)
@@ -177,7 +182,11 @@ class Groups:
             prices = {}
         with self.store.unit_of_work() as uow:
             p = uow.book.get_position(pid)
-            assert p is not None
+            if p is None:
+                assert held is not None
+                view = as_position_view(held, prices, self.clock(), self.catalog.precision,
+                                        warning_level(held, uow.book.account(held.owner).warning_ltv))
+                return GroupTap(replies=[render_board.board([view], prices)])
             view = position_view(Desk(self.catalog, uow.domain_book), p, prices, self.clock())
         return GroupTap(replies=[render_board.board([view], prices)])
 
@@ -196,4 +205,9 @@ class Groups:
                     if p.active and (pid is None or p.id == pid) and p.id not in seen:
                         seen.add(p.id)
                         views.append(position_view(desk, p, prices, now))
+                for t in SqlTracked(uow.session).tracked_of(owner):  # loans held elsewhere, at their levels
+                    if (pid is None or t.id == pid) and t.id not in seen:
+                        seen.add(t.id)
+                        views.append(as_position_view(t, prices, now, self.catalog.precision,
+                                                      warning_level(t, uow.book.account(owner).warning_ltv)))
         return render_board.board(views, prices)

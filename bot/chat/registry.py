@@ -69,6 +69,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("backtest", "Replay a crash: /backtest 1 march2020",
             "/backtest 12 march2020  (events: march2020, may2021, dec2021, aug2024)", section="Tools"),
     Command("chart", "Price and LTV chart: /chart 1", "/chart 12", section="Tools"),
+    Command("track", "Watch a loan held elsewhere",
+            "/track 15000 USDT against 0.5 BTC [margin 85% liquidation 91%] [apr 6%]  or  /track #5 debt 14000  "
+            "or  /track #5 collateral 0.6", section="Elsewhere"),
+    Command("untrack", "Stop watching a loan held elsewhere", "/untrack #5", section="Elsewhere"),
+    Command("link", "Link a Binance account (read-only)", "/link  then  /link <API key>  (or /link <API key> "
+            "<secret> for an HMAC key)", section="Elsewhere"),
+    Command("unlink", "Unlink Binance: delete the key and what was synced", "/unlink", section="Elsewhere"),
     Command("terms", "Your VIP term sheet", "/terms", section="VIP"),
     Command("monitor", "Make this group a monitoring channel (admins)",
             "/monitor  or  /monitor off  or  /monitor desk (operators)", where=GROUP, section="Groups"),
@@ -88,7 +95,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 BY_NAME: dict[str, Command] = {name: c for c in COMMANDS for name in c.names}
-SECTIONS = ("Start", "Console", "Loans", "Wallet", "Alerts", "Tools", "VIP", "Groups", "Operators")
+SECTIONS = ("Start", "Console", "Loans", "Elsewhere", "Wallet", "Alerts", "Tools", "VIP", "Groups", "Operators")
 
 
 def find(name: str) -> Command | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder
@@ -19,7 +20,7 @@ from bot.chat.desk import ChatDesk
 from bot.chat.groups import Groups
 from bot.monitor.notifier import telegram_sender
 from bot.monitor.prices import ExchangePrices, PriceSource
-from bot.monitor.scheduler import Monitor, build_monitor
+from bot.monitor.scheduler import WARN_MAX_AGE, Monitor, build_monitor
 from bot.ops.incidents import Incidents
 from bot.ops.metrics import Metrics
 from bot.ops.probe import DbProbe
@@ -27,6 +28,7 @@ from bot.render import charts, common
 from bot.render.common import Reply
 from bot.service.loans import Clock, LoanService, utcnow
 from bot.service.store import StateStore
+from bot.service.tracking import TrackingService
 from bot.settings import Settings
 from bot.telegram.flood import FloodLimiter
 from bot.telegram.handlers import App, TelegramHandlers, set_menus
@@ -42,7 +44,10 @@ def build_desk(settings: Settings, prices: PriceSource | None = None, clock: Clo
     store = StateStore(settings.database_url, schema=settings.database_schema, migrate=settings.migrate_on_start)
     source = prices or ExchangePrices(settings.binance_url, list(catalog.assets))
     service = LoanService(catalog, store, demo=settings.demo, clock=clock)
-    return ChatDesk(service, source, settings.admin_ids, settings.demo), store, source
+    key = settings.secret_key.get_secret_value() if settings.secret_key is not None else None
+    tracking = TrackingService(catalog, store, settings.binance_url, key, share=settings.binance_sync_share,
+                               min_interval=settings.binance_sync_seconds, clock=clock)
+    return ChatDesk(service, source, settings.admin_ids, settings.demo, tracking), store, source
 
 
 @dataclass
@@ -142,6 +147,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
             return message_id
         watcher = build_monitor(settings, catalog, store, counted, clock, feed)
         app.bot_data["monitor"] = watcher
+        wire_tracking(watcher, desk.tracking, clock)
     incidents = Incidents(settings.admin_ids, lambda chat, text: app.bot.send_message(chat, text),
                           settings.alert_interval_seconds, watcher.holder if watcher else "")
     ops = app.bot_data["ops"] = Ops(metrics, incidents, DbProbe(store.engine), watcher)
@@ -152,6 +158,15 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     app.bot_data["desk"] = desk
     app.bot_data["store"] = store
     return app
+
+
+def wire_tracking(watcher: Monitor, tracking: TrackingService, clock: Clock) -> None:
+    """Binance syncs (SPEC §9) as a leader-only job; a sync recalibrates on the scheduler's newest prices."""
+    def newest() -> dict[str, Decimal]:
+        return dict(watcher.feed.guard.newest(clock(), WARN_MAX_AGE))
+
+    tracking.prices = newest
+    watcher.extra.append(("binance_sync", tracking.sync_due, 1.0))
 
 
 def wire_monitor(watcher: Monitor, ops: Ops) -> None:

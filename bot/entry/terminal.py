@@ -238,6 +238,9 @@ class Terminal:
         for row in markup.get("inline_keyboard", []):
             shown = []
             for button in row:
+                if button.get("url"):  # a link (a loan held elsewhere: act at the lender), not a tap
+                    shown.append(f"{button.get('text', '')}: {button['url']}")
+                    continue
                 self._buttons[len(self._buttons) + 1] = str(button.get("callback_data", ""))
                 shown.append(f"[{len(self._buttons)}] {button.get('text', '')}")
             rows.append("   ".join(shown))

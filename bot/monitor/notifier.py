@@ -52,7 +52,8 @@ def telegram_sender(bot: Bot) -> Send:
     async def send(chat_id: int, reply: Reply) -> int:
         markup = None
         if reply.buttons:
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row]
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(t, url=d) if d.startswith("https://")  # lender's page
+                                            else InlineKeyboardButton(t, callback_data=d) for t, d in row]
                                            for row in reply.buttons])
         message = await bot.send_message(chat_id, reply.text, parse_mode=ParseMode.HTML, reply_markup=markup)
         return message.message_id

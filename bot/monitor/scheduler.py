@@ -62,6 +62,7 @@ from domain.prices import GuardRules, Prices
 from domain.watch.tick import Step, tick
 from storage.leases import Lease, LostLease, lease_for
 from storage.monitoring import Monitoring
+from storage.tracking import SqlTracked
 
 log = logging.getLogger("loandesk.scheduler")
 STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the "recovered" one
@@ -100,6 +101,10 @@ class Monitor:
         self.sweeps = Coalescer(self._sweep, on_error=self._sweep_failed)  # one tick for every new price
         self._streaming: asyncio.Task[None] | None = None
         self._losing: asyncio.Task[None] | None = None
+        # more jobs (id, work, seconds) run only while this process leads, e.g. the Binance syncs (SPEC §9);
+        # after each run the notifier wakes, so what the work put in the outbox goes out at once
+        self.extra: list[tuple[str, Callable[[], Awaitable[object]], float]] = []
+        self._extra_tasks: list[asyncio.Task[None]] = []
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -117,6 +122,8 @@ class Monitor:
         s.add_job(self.hourly, CronTrigger(minute=0, second=5, timezone=UTC), id="hourly",
                   next_run_time=now + timedelta(seconds=1), replace_existing=True)
         s.add_job(self.digest, CronTrigger(minute=2, timezone=UTC), id="digest", replace_existing=True)
+        for name, work, seconds in self.extra:
+            s.add_job(self._leading_only(work), IntervalTrigger(seconds=seconds), id=name, replace_existing=True)
         s.add_listener(self._job_failed, EVENT_JOB_ERROR)
         s.start()
         self.scheduler = s
@@ -143,11 +150,35 @@ class Monitor:
                                                                              max(0.1, deadline - time.monotonic())))
             except Exception:  # TimeoutError, or the pass failed (reported by _delivered)
                 self._delivering.cancel()
+        for task in self._extra_tasks:  # a Binance sync in flight: its next run is the next leader's
+            task.cancel()
+        if self._extra_tasks:
+            await asyncio.wait(self._extra_tasks, timeout=max(0.1, min(STOP_PUSH_SECONDS, deadline - time.monotonic())))
         if await asyncio.to_thread(self._ticking.acquire, True, max(0.1, deadline - time.monotonic())):
             self._ticking.release()
         await asyncio.to_thread(self.lease.release)
         self.leading = False
         await self.feed_close()
+
+    def _leading_only(self, work: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        running: list[asyncio.Task[None]] = []
+
+        async def run() -> None:
+            await work()
+            self.wake_notifier()
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                self._failed("extra job", task.exception())  # type: ignore[arg-type]
+
+        async def job() -> None:
+            # a run that outlasts the interval (a slow Binance) is left to finish; the next one starts after it
+            if self.leading and not (running and not running[-1].done()):
+                running[:] = [asyncio.create_task(run())]
+                running[0].add_done_callback(done)
+                self._extra_tasks.append(running[0])
+                self._extra_tasks[:] = [t for t in self._extra_tasks if not t.done()]
+        return job
 
     def leader(self) -> bool:
         """Take or renew the lease now (True while this process holds it). ``lead()`` also acts on a change."""
@@ -341,7 +372,8 @@ class Monitor:
             def shield(step: Step, d: Desk, p: Prices, t: datetime) -> list[Event]:
                 return shielded(uow, step, d, p, t)
 
-            events = tick(desk, prices, confirmed, now, corroborated=corroborated, shield=shield)
+            events = tick(desk, prices, confirmed, now, corroborated=corroborated, shield=shield,
+                          tracked=SqlTracked(uow.session))
             if record:
                 m = Monitoring(uow.session)
                 last = m.last_ticks(a for a in confirmed if a != QUOTE)

@@ -6,7 +6,8 @@
   characters ``\\n``), so ``grep`` finds a whole event and log shippers never split one;
 - ``fmt="json"``: ``{"ts", "level", "logger", "msg"}`` plus ``error_id`` (when the record has one) and ``exc``;
 - **secrets scrubbed from every record**: the bot token (PTB writes it into request URLs and into
-  ``InvalidToken``'s text), the webhook secret, and anything shaped like a Telegram bot token, in the message,
+  ``InvalidToken``'s text), the webhook secret, ``LOANDESK_SECRET_KEY``, the secret of a ``/link <API key>
+  <secret>`` message, and anything shaped like a Telegram bot token, in the message,
   its arguments and the traceback alike — the scrubbing is done on the formatted line, so no path around it;
 - **quiet libraries**: APScheduler's two INFO lines per job run (the notifier runs every second: ~170,000 lines a
   day) and httpx's line per request go to WARNING; a job's exception is reported once by
@@ -26,6 +27,8 @@ from types import TracebackType
 from typing import TextIO
 
 TOKEN_SHAPE = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")  # any Telegram bot token, configured or not
+# "/link <API key> <secret>" (SPEC §9): PTB's DEBUG lines show the update's text before any handler runs
+LINK_SECRET = re.compile(r"(/link(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+", re.IGNORECASE)
 HIDDEN = "[secret]"
 QUIET = ("apscheduler.executors", "apscheduler.scheduler", "httpx", "httpcore", "tornado.access")
 
@@ -40,7 +43,7 @@ class Scrubber:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, HIDDEN)
-        return TOKEN_SHAPE.sub(HIDDEN, text)
+        return LINK_SECRET.sub(lambda m: m.group(1) + HIDDEN, TOKEN_SHAPE.sub(HIDDEN, text))
 
 
 class OneLineFormatter(logging.Formatter):

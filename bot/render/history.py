@@ -74,7 +74,33 @@ SENTENCES: dict[str, Callable[[Data], str]] = {
     "overdue": lambda d: f"Overdue{_owed(d)}",
     "renewed": lambda d: f"Renewed for {e(d.get('term_days'))} days{_owed(d)}",
     "converted": lambda d: "Converted to Flexible" + (f" (into #{e(d['into'])})" if d.get("into") else "") + _owed(d),
+    # loans held elsewhere (SPEC §9)
+    "tracked_warning": lambda d: f"LTV warning at {ltv(d.get('ltv'))} ({_at(d)})",
+    "tracked_margin_call": lambda d: f"Margin call at LTV {ltv(d.get('ltv'))} ({_at(d)})",
+    "tracked_margin_call_reminder": lambda d: f"Still in margin call at LTV {ltv(d.get('ltv'))} ({_at(d)})",
+    "tracked_margin_call_cleared": lambda d: f"Margin call cleared at LTV {ltv(d.get('ltv'))} ({_at(d)})",
+    "liquidation_near": lambda d: f"Liquidation near: LTV {ltv(d.get('ltv'))}, the lender liquidates at "
+                                  f"{ltv(d.get('liquidation_ltv'))} ({_at(d)})",
+    "tracked_liquidated": lambda d: _liquidated_there(d),
+    "tracked_repaid": lambda d: f"Repaid {amount(d.get('amount'), loan_asset(d))} ({_at(d)})",
+    "tracked_collateral_changed": lambda d: f"Collateral {e(d.get('change'))}: "
+                                            f"{amount(d.get('amount'), str(d.get('collateral_asset')))} ({_at(d)})",
+    "tracked_found": lambda d: f"New loan found: {amount(d.get('debt'), loan_asset(d))} ({_at(d)})",
+    "tracked_price_alert": lambda d: f"Price alert: {e(d.get('collateral_asset'))} within {ltv(d.get('distance'))} "
+                                     f"of the lender's margin-call price ({_at(d)})",
+    "tracked_expiry_reminder": lambda d: f"Reminder: the VIP loan expires in {e(d.get('hours'))} h",
 }
+
+
+def _liquidated_there(d: Data) -> str:
+    coll = str(d.get("collateral_asset"))
+    return (f"Liquidated on Binance: {amount(d.get('collateral_sold'), coll)} taken for "
+            f"{amount(d.get('debt_repaid'), loan_asset(d))}, fee {amount(d.get('fee'), coll)} included; "
+            f"{amount(d.get('returned'), coll)} returned")
+
+
+def _at(d: Data) -> str:
+    return "on Binance" if d.get("lender") == "Binance" else "held elsewhere"
 
 
 def line(kind: str, data: Data) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from bot.history.events import backtest_event
 from bot.service.loans import LoanService
 from bot.service.store import UnitOfWork
+from bot.service.tracking import TrackingService
 from bot.service.views import PositionView, position_view
 from domain.analysis import estimate as estimates
 from domain.analysis import stress as stresses
@@ -27,6 +28,8 @@ from domain.markets import QUOTE
 from domain.positions import PriceAlert, ProtectionRule
 from domain.prices import Prices
 from domain.termsheet import TermSheet
+from domain.tracking import watch as tracked_watch
+from domain.tracking.position import Tracked
 from domain.watch import alerts, protection
 from storage.monitoring import Monitoring
 from storage.protection import price_history
@@ -94,8 +97,9 @@ class ChartData:
 
 
 class ToolService:
-    def __init__(self, loans: LoanService) -> None:
+    def __init__(self, loans: LoanService, tracking: TrackingService | None = None) -> None:
         self.loans = loans
+        self.tracking = tracking  # loans held elsewhere: /stress, /backtest and /chart work on them too
         self.catalog = loans.catalog
         self.store = loans.store
 
@@ -119,6 +123,9 @@ class ToolService:
     def protect(self, owner: str, pid: int, trigger: Decimal, target: Decimal,
                 mode: str) -> ProtectionRule:
         now = self.loans.clock()
+        if self.tracking is not None and self.tracking.one(owner, pid) is not None:
+            raise Rejected("held_elsewhere", f"#{pid} is held elsewhere: auto-protection moves money, and loandesk "
+                                             "never moves money at another lender. /alert price warns you instead")
         with self.store.unit_of_work() as uow:
             rule = protection.set_protection(self._desk(uow), owner, pid, trigger, target, mode, now)
             uow.commit()
@@ -133,6 +140,15 @@ class ToolService:
     def alert_price(self, owner: str, pid: int, distance: Decimal, prices: Prices) -> tuple[
             PriceAlert, alerts.Distance | None]:
         now = self.loans.clock()
+        held = self.tracking.one(owner, pid) if self.tracking is not None else None
+        if held is not None:  # a loan held elsewhere: the same alert, judged by its own watch step
+            if not Decimal(0) < distance <= alerts.MAX_DISTANCE:
+                raise Rejected("bad_distance", "the distance must be above 0% and at most 90%")
+            alert = PriceAlert(pid, owner, distance)
+            with self.store.unit_of_work() as uow:
+                uow.book.save_price_alert(alert)
+                uow.commit()
+            return alert, _held_distance(held, prices, now)
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
             alert = alerts.set_price_alert(desk, owner, pid, distance)
@@ -140,6 +156,12 @@ class ToolService:
             return alert, _distance(desk, pid, prices, now)
 
     def unalert_price(self, owner: str, pid: int) -> bool:
+        if self.tracking is not None and self.tracking.one(owner, pid) is not None:
+            with self.store.unit_of_work() as uow:
+                found = any(a.position == pid for a in uow.book.price_alerts(owner))
+                uow.book.delete_price_alert(pid)
+                uow.commit()
+            return found
         with self.store.unit_of_work() as uow:
             removed = alerts.remove_price_alert(self._desk(uow), owner, pid)
             uow.commit()
@@ -149,7 +171,9 @@ class ToolService:
         now = self.loans.clock()
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
-            found = [(a, _distance(desk, a.position, prices, now)) for a in uow.book.price_alerts(owner)]
+            held = {t.id: t for t in self.tracking.tracked(owner)} if self.tracking is not None else {}
+            found = [(a, _held_distance(held[a.position], prices, now) if a.position in held
+                      else _distance(desk, a.position, prices, now)) for a in uow.book.price_alerts(owner)]
             return AlertsOverview(uow.book.account(owner).warning_ltv,
                                   self.catalog.products["flexible"].warning_ltv, found,
                                   uow.book.protection_rules(owner), now)
@@ -158,6 +182,8 @@ class ToolService:
 
     def stress(self, owner: str, pid: int, moves: dict[str, Decimal], prices: Prices) -> stresses.StressResult:
         """``moves`` keyed by asset; the key ``*`` means every collateral asset of the position."""
+        if self.tracking is not None and (held := self.tracking.stress(owner, pid, moves, prices)) is not None:
+            return held  # a loan held elsewhere, at the lender's levels
         now = self.loans.clock()
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
@@ -174,7 +200,8 @@ class ToolService:
 
     def backtest(self, owner: str, pid: int, event: str, prices: Prices) -> BacktestResult:
         """The position's debt and collateral now, through a named historical crash at the current APR."""
-        view = self.loans.position(owner, pid, prices)
+        held = self.tracking.position_view(owner, pid, prices) if self.tracking is not None else None
+        view = held or self.loans.position(owner, pid, prices)
         if view.status not in ("open", "overdue"):
             raise Rejected("position_not_open", f"#{pid} is {view.status.replace('_', ' ')}")
         coll = view.single_collateral
@@ -188,6 +215,19 @@ class ToolService:
             raise Rejected("backtest", str(exc)) from None
 
     def chart(self, owner: str, pid: int, prices: Prices) -> ChartData:
+        held = self.tracking.position_view(owner, pid, prices) if self.tracking is not None else None
+        if held is not None and self.tracking is not None:  # a loan held elsewhere: the same chart, its levels
+            t = self.tracking.one(owner, pid)
+            assert t is not None
+            with self.store.unit_of_work() as uow:
+                assets = [a for a in held.collateral if a != QUOTE]
+                if held.loan_asset != QUOTE and not self.catalog.is_stable(held.loan_asset):
+                    assets.append(held.loan_asset)
+                watched = max(held.collateral, key=lambda a: held.collateral[a] * prices.get(a, Decimal(0)),
+                              default=held.loan_asset)
+                history = price_history(uow.session.connection(), assets, t.opened_at)
+            return ChartData(held, watched, held.thresholds.warning, {a: Decimal(1) for a in held.collateral},
+                             history, dict(prices))
         now = self.loans.clock()
         with self.store.unit_of_work() as uow:
             desk = self._desk(uow)
@@ -208,6 +248,11 @@ class ToolService:
     def term_sheet(self, owner: str) -> TermSheet | None:
         with self.store.unit_of_work() as uow:
             return uow.domain_book.term_sheet(owner)
+
+
+def _held_distance(t: Tracked, prices: Prices, now: datetime) -> alerts.Distance | None:
+    d = tracked_watch.distance_to_margin_call(t, {QUOTE: Decimal(1), **prices}, now)
+    return alerts.Distance(d.asset, d.price, d.margin_call_price, d.distance) if d is not None else None
 
 
 def _distance(desk: Desk, pid: int, prices: Prices, now: datetime) -> alerts.Distance | None:

@@ -55,8 +55,9 @@ SORRY = incidents.failure_without_id()  # the offline console's answer to a fail
 def markup(reply: Reply) -> InlineKeyboardMarkup | None:
     if not reply.buttons:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
-                                 for row in reply.buttons])
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, url=data) if data.startswith("https://")
+                                  else InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                 for row in reply.buttons])  # a URL: "act on the lender's site" (SPEC §9)
 
 
 async def send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]) -> None:
@@ -153,6 +154,12 @@ class TelegramHandlers:
             return
         name = message.text.split()[0][1:].split("@", 1)[0].lower()
         args = list(context.args or [])
+        if name == "link" and len(args) >= 2:  # an HMAC secret in the chat: gone at once (SPEC §9)
+            try:
+                await message.delete()
+            except TelegramError:
+                await send(update, context, [Reply("I could not delete your message with the secret: delete it "
+                                                   "yourself now, and make a new key on Binance.")])
         command = registry.find(name)
         if command is not None and command.where == registry.GROUP and chat.type != "private":
             async def status() -> str:

@@ -9,7 +9,8 @@ when the distance is again more than the desk's re-arm gap (2 points) above the 
 margin calls, so a price hovering at the line does not push every poll.
 
 ``price_alert_events`` is pure (reads the desk, changes nothing); ``evaluate_price_alerts`` also returns the
-alerts' new armed state; ``run_price_alerts``, a step of the tick (``domain.watch.tick``), stores both.
+alerts' new armed state; ``run_price_alerts``, a step of the tick (``domain.watch.tick``), stores both. Alerts on
+loans held elsewhere (``domain.tracking``) share the table and are left to ``domain.tracking.watch``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ def run_price_alerts(desk: Desk, prices: Prices, now: datetime) -> list[Event]:
     live: list[PriceAlert] = []
     for a in alerts:
         p = desk.book.get_position(a.position)
-        if p is None or not p.active:
+        if p is None:
+            continue  # not the desk's: a loan held elsewhere, judged by domain.tracking.watch
+        if not p.active:
             desk.book.delete_price_alert(a.position)
         else:
             live.append(a)
