@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///loandesk.db", alias="LOANDESK_DATABASE_URL")
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default=frozenset(), alias="LOANDESK_ADMIN_IDS")
     mode: Literal["live", "demo"] = Field(default="live", alias="LOANDESK_MODE")
+    binance_stream_url: str | None = Field(default=None, alias="LOANDESK_BINANCE_STREAM_URL")  # None: Binance's; "off"
     price_poll_seconds: float = Field(default=10, gt=0, alias="LOANDESK_PRICE_POLL_SECONDS")
     second_price_url: str | None = Field(default=None, alias="LOANDESK_SECOND_PRICE_URL")
     markets_file: str | None = Field(default=None, alias="LOANDESK_MARKETS_FILE")

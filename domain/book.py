@@ -41,6 +41,7 @@ class Book(Protocol):
     def find_flexible(self, owner: str, loan: str, collateral: str) -> Position | None: ...
     def positions_of(self, owner: str) -> list[Position]: ...
     def active_positions(self) -> Iterable[Position]: ...
+    def active_fixed(self) -> Iterable[Position]: ...  # active Fixed loans only: what every tick's expiry step reads
     # events (the outbox)
     def emit(self, event: Event) -> None: ...
     # VIP term sheets, versioned per borrower
@@ -133,6 +134,9 @@ class MemoryBook:
 
     def active_positions(self) -> Iterable[Position]:
         return [p for p in self.positions.values() if p.status in ACTIVE]
+
+    def active_fixed(self) -> Iterable[Position]:
+        return [p for p in self.active_positions() if p.product is Product.FIXED]
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

@@ -202,6 +202,11 @@ class SqlBook(ProtectionTables):
         rows = self._load(positions.c.status.in_(ACTIVE_VALUES))
         return [p for p in self._with_mapped(rows) if p.status in ACTIVE]
 
+    def active_fixed(self) -> Iterable[Position]:
+        """Active Fixed loans, by the index on (product, status): a tick reads these, never the whole book."""
+        rows = self._load(and_(positions.c.product == Product.FIXED.value, positions.c.status.in_(ACTIVE_VALUES)))
+        return [p for p in self._with_mapped(rows) if p.status in ACTIVE and p.product is Product.FIXED]
+
     # ------------------------------------------------------------------ events (the outbox)
 
     def emit(self, event: Event) -> None:
@@ -244,7 +249,22 @@ class SqlBook(ProtectionTables):
         found: list[Position] = []
         for start in range(0, len(ids), sweepindex.CHUNK):
             found += self._load(positions.c.id.in_(ids[start:start + sweepindex.CHUNK]))
+        self._read_accounts({p.owner for p in found})  # the sweep reads each owner's warning level
         return [p for p in found if p.active]
+
+    def _read_accounts(self, owners: Iterable[str]) -> None:
+        """Map the accounts of ``owners`` not read yet in one query per thousand, not one per owner."""
+        unread = sorted(o for o in owners if o not in self._accounts and o not in self._no_account)
+        for start in range(0, len(unread), sweepindex.CHUNK):
+            chunk = unread[start:start + sweepindex.CHUNK]
+            rows = {r.id: r.warning_ltv for r in self.db.execute(
+                select(accounts.c.id, accounts.c.warning_ltv).where(accounts.c.id.in_(chunk)))}
+            for owner in chunk:
+                if owner in rows:
+                    self._accounts[owner] = Account(owner, rows[owner])
+                    self._account_rows[owner] = rows[owner]
+                else:
+                    self._no_account.add(owner)
 
     def count_watched(self) -> dict[str, int]:
         """Active positions in the sweep index per single collateral asset ("" for the directly judged ones)."""

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -117,6 +118,7 @@ class PositionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_positions_owner", "owner"),
         Index("ix_positions_status", "status"),
+        Index("ix_positions_product_status", "product", "status"),  # a tick's Fixed loans, not the whole book
         Index("ix_positions_owner_product_loan", "owner", "product", "loan_asset"),
     )
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
@@ -364,7 +366,9 @@ class SweepIndexRow(SQLModel, table=True):
     __tablename__ = "sweep_index"
     __table_args__ = (
         Index("ix_sweep_index_state_group_k", "state", "grp", "k"),
-        Index("ix_sweep_index_state_called_at", "state", "called_at"),
+        # partial: only margin calls have a called_at, and a band's range query (state, grp, k) can never pick it
+        Index("ix_sweep_index_called_at", "called_at", postgresql_where=text("called_at IS NOT NULL"),
+              sqlite_where=text("called_at IS NOT NULL")),
         Index("ix_sweep_index_owner", "owner"),
     )
     position_id: int = Field(sa_column=Column(Integer, ForeignKey("positions.id", ondelete="CASCADE"),

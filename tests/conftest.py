@@ -21,6 +21,9 @@ from sqlalchemy.exc import OperationalError
 
 from storage.engine import database_url, make_engine, migrate
 
+# No test reaches Binance's real stream: a test that streams points LOANDESK_BINANCE_STREAM_URL at FakeExchange.
+os.environ.setdefault("LOANDESK_BINANCE_STREAM_URL", "off")
+
 POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DATABASES = ["sqlite", "postgresql"]
 

@@ -14,6 +14,7 @@ from bot.chat import parsing
 from bot.chat.parsing import Usage
 from bot.chat.vip_syntax import parse_vip
 from bot.history.events import EVENTS, event
+from bot.monitor.prices import PriceSource, chart_candles
 from bot.render import common
 from bot.render import termsheet as render_termsheet
 from bot.render import tools as render_tools
@@ -36,6 +37,7 @@ class ToolCommands:
     loans: list[str]
     collateral: list[str]
     prices: Callable[[], Awaitable[dict[str, Decimal]]]
+    price_source: PriceSource
     _prices_or_empty: Callable[[], Awaitable[dict[str, Decimal]]]
     _preview: Callable[..., Awaitable[list[Reply]]]
 
@@ -129,7 +131,10 @@ class ToolCommands:
         """/chart <id>: price and LTV since the position opened."""
         parsing.need(args, ["the position number"], "chart")
         parsing.extra(args, 1, "chart")
-        data = await self.store.read(self.tools.chart, user, parsing.position_id(args[0], "chart"), await self.prices())
+        pid = parsing.position_id(args[0], "chart")
+        data = await self.store.read(self.tools.chart, user, pid, await self.prices())
+        if data.start is not None and data.now is not None:  # the exchange's candles before the recorded prices
+            data = data.with_candles(await chart_candles(self.price_source, data.assets(), data.start, data.now))
         png = await asyncio.to_thread(draw_chart, data) if data.ticks >= MIN_TICKS else None
         return [render_tools.chart(data, png)]
 

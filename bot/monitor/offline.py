@@ -7,6 +7,10 @@ follows the shipped history's *path* (``bot.history.events``), not its 2020 pric
 ``price at start × close_k / close_0`` at ``speed`` × real time, so a loan opened at today's price meets the
 crash at the same LTV a loan at the same LTV met it then. BTC and ETH follow their own files; other coins
 follow BTC's path; stablecoins stay at 1. When the history ends, prices stay at its last value.
+
+There is no exchange offline, so ``klines`` (the candles ``/chart`` draws before the bot recorded prices) come
+from what this source itself served: the prices set by hand and every running replay's path, at the wall-clock
+time each was in force; before the console started, the first price it had.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from bot.monitor.prices import QUOTE
+from bot.monitor.prices import INTERVALS, KLINES_LIMIT, QUOTE
 from domain.prices import PriceSeries
 
 # Round numbers near the market in 2025: ``/borrow 500 USDT with 0.01 BTC`` is then a 50% LTV loan.
@@ -88,14 +92,20 @@ class OfflinePrices:
     """Every catalog asset has a price: ``DEFAULTS``, 1 for stablecoins, 1 for an asset nobody priced."""
 
     def __init__(self, assets: Iterable[str], stable: Iterable[str] = (), start: Mapping[str, Decimal] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.stable = {QUOTE, *stable}
         self._prices = {a: Decimal(1) if a in self.stable else DEFAULTS.get(a, Decimal(1)) for a in assets}
         self._prices[QUOTE] = Decimal(1)
         self._prices.update({k.upper(): v for k, v in (start or {}).items()})
         self.clock = clock
+        self.wall = wall
         self.replay: Replay | None = None
         self.note: Note = lambda _text: None
+        # asset → what set its price and since when (wall clock): a price by hand, or a replay's path
+        begun = wall()
+        self._log: dict[str, list[tuple[datetime, Decimal | Replay]]] = {
+            a: [(begun, p)] for a, p in self._prices.items()}
 
     async def prices(self) -> dict[str, Decimal]:
         return self.now()
@@ -119,6 +129,11 @@ class OfflinePrices:
             self.replay.finished = True
         old = self._prices.get(asset)
         self._prices[asset] = price
+        at = self.wall()
+        if stopped and self.replay is not None:  # the others stay where the replay left them
+            for other in self.replay.paths:
+                self._log.setdefault(other, []).append((at, self._prices[other]))
+        self._log.setdefault(asset, []).append((at, price))
         return old, stopped
 
     def start_replay(self, name: str, title: str, history: Mapping[str, PriceSeries], speed: float,
@@ -135,7 +150,38 @@ class OfflinePrices:
                 paths[asset] = scaled(series, price, since)
         lead = follow if follow in paths else next(iter(paths))
         self.replay = Replay(name, title, speed, paths, self.clock(), lead)
+        at = self.wall()
+        for asset in paths:
+            self._log.setdefault(asset, []).append((at, self.replay))
         return self.replay
+
+    async def klines(self, asset: str, interval: str, start: datetime,
+                     end: datetime) -> list[tuple[datetime, Decimal]]:
+        """The prices this source served for ``asset``, one point per ``interval`` from ``start`` to ``end``
+        (at most ``KLINES_LIMIT``, the newest), in the exchange client's form: ``(close time, close)``."""
+        step = INTERVALS.get(interval)
+        if step is None:
+            raise ValueError(f"unknown kline interval {interval!r}")
+        self.now()  # a running replay catches up first
+        log = self._log.get(asset.upper())
+        if not log or end < start:
+            return []
+        count = min(KLINES_LIMIT, int((end - start) / step) + 1)
+        times = [end - step * i for i in range(count)][::-1]
+        return [(t, self._served(asset.upper(), log, t)) for t in times]
+
+    @staticmethod
+    def _served(asset: str, log: list[tuple[datetime, Decimal | Replay]], at: datetime) -> Decimal:
+        """``asset``'s price in force at ``at`` by ``log`` (its first entry's before it began)."""
+        since, what = log[0]
+        for moment, entry in log:
+            if moment > at:
+                break
+            since, what = moment, entry
+        if isinstance(what, Decimal):
+            return what
+        moment = what.first + max(at - since, timedelta(0)) * what.speed
+        return value_at(what.paths[asset], min(moment, what.last))
 
     def replay_event(self, name: str, speed: float, since: datetime | None = None) -> Replay:
         """Replay a shipped crash (``march2020``, …; ``bot.history.events``); raises ``BacktestError`` for an

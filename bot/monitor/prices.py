@@ -9,7 +9,8 @@ float). Any failure — unreachable, slow, an error status, a body that is not t
 ``PricesUnavailable``, which the chat answers without changing anything.
 
 Also here: :func:`fetch_all`, which asks several sources at once so a slow one never delays the other, and
-``ExchangePrices.klines``, the exchange's candles for charts of the time before the bot recorded prices.
+``ExchangePrices.klines``, the exchange's candles for charts of the time before the bot recorded prices
+(:func:`chart_candles` asks for every asset of a chart at once, at an interval that suits its span).
 """
 
 from __future__ import annotations
@@ -50,6 +51,43 @@ class PricesUnavailable(Exception):
 
 class PriceSource(Protocol):
     async def prices(self) -> dict[str, Decimal]: ...
+
+
+class CandleSource(Protocol):
+    async def klines(self, asset: str, interval: str, start: datetime,
+                     end: datetime) -> list[tuple[datetime, Decimal]]: ...
+
+
+CHART_CANDLES = 500  # a chart asks for at most about this many candles per asset
+
+
+def chart_interval(span: timedelta) -> str:
+    """The finest kline interval that covers ``span`` in at most ``CHART_CANDLES`` candles."""
+    for name in ("1m", "5m", "15m", "1h", "4h", "1d"):
+        if span <= INTERVALS[name] * CHART_CANDLES:
+            return name
+    return "1w"
+
+
+async def chart_candles(source: object, assets: Iterable[str], start: datetime,
+                        end: datetime) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """Close prices of ``assets`` in ``[start, end]`` from ``source``'s candles (``klines``), fetched at once;
+    an asset the source cannot give (or a source without candles) is left out: the chart uses what it has."""
+    klines = getattr(source, "klines", None)
+    if klines is None:
+        return {}
+    names = list(dict.fromkeys(assets))
+    interval = chart_interval(end - start)
+    answers = await asyncio.gather(*(klines(a, interval, start, end) for a in names), return_exceptions=True)
+    out: dict[str, list[tuple[datetime, Decimal]]] = {}
+    for asset, answer in zip(names, answers, strict=True):
+        if isinstance(answer, PricesUnavailable):
+            log.info("no candles of %s for a chart: %s", asset, answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            out[asset] = answer
+    return out
 
 
 class StaticPrices:

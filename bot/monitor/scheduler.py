@@ -9,12 +9,17 @@ lost it rolls back.
 
 Jobs (each acts only while this process leads):
 
-- ``poll`` every ``LOANDESK_PRICE_POLL_SECONDS``: fetch prices through the guard (``bot.monitor.feed``); on
-  every successful poll run one *tick*, then wake the notifier (never waiting for it: a backlog of pushes must
-  not delay the next poll). Operators hear once when the feed goes stale (no successful poll for 60 s) and once
-  when it recovers, and once per asset whose price cannot be used (missing, zero, negative or implausible) and
-  once when it is back — also across a restart or a change of leader: each state is a flag row in
-  ``scheduler_lock`` written in the notice's own transaction.
+- ``poll`` every ``LOANDESK_PRICE_POLL_SECONDS``: fetch prices through the guard (``bot.monitor.feed``) — the
+  exchange's REST ticker only while its stream is down, the second source always; on every successful poll run
+  one *tick*, then wake the notifier (never waiting for it: a backlog of pushes must not delay the next poll).
+  Operators hear once when the feed goes stale (no fresh price for 60 s) and once when it recovers, and once
+  per asset whose price cannot be used (missing, zero, negative or implausible) and once when it is back — also
+  across a restart or a change of leader: each state is a flag row in ``scheduler_lock`` written in the
+  notice's own transaction.
+- the exchange's stream (``LOANDESK_BINANCE_STREAM_URL``, ``bot.monitor.stream``; not a job but a task): every
+  new price runs a tick at once. Ticks for new prices are coalesced (``feed.Coalescer``): a price arriving while
+  a tick runs is taken by one more tick when it ends, so a burst of messages costs at most two ticks. When the
+  stream drops the poll runs at once and REST polling carries on until the stream is back.
 - ``hourly`` at HH:00:05 (and once at start): the same tick on the prices already known — interest, Earn,
   the rate model, fixed-loan expiries, late fees and reminders happen even when no new price arrives.
 - ``digest`` at HH:02: opt-in daily digests (``account_prefs``) once per UTC day at the borrower's hour.
@@ -35,15 +40,17 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.monitor.feed import PriceFeed
+from bot.monitor.feed import Coalescer, PriceFeed
 from bot.monitor.notifier import Notifier, Send
 from bot.monitor.prices import QUOTE, ExchangePrices, PriceSource
+from bot.monitor.stream import PriceStream, stream_base_url
 from bot.service.store import StateStore, UnitOfWork
 from bot.service.views import position_view
 from bot.settings import Settings
@@ -90,6 +97,10 @@ class Monitor:
         self._leading_lock = asyncio.Lock()
         self._troubles: dict[str, str] | None = None  # per-asset price troubles already told (None: not read)
         self._delivering: asyncio.Task[int] | None = None
+        self._wake_again = False  # a tick committed events while a notifier pass was running
+        self.sweeps = Coalescer(self._sweep, on_error=self._sweep_failed)  # one tick for every new price
+        self._streaming: asyncio.Task[None] | None = None
+        self._losing: asyncio.Task[None] | None = None
         # more jobs (id, work, seconds) run only while this process leads, e.g. the Binance syncs (SPEC §9);
         # after each run the notifier wakes, so what the work put in the outbox goes out at once
         self.extra: list[tuple[str, Callable[[], Awaitable[object]], float]] = []
@@ -116,6 +127,8 @@ class Monitor:
         s.add_listener(self._job_failed, EVENT_JOB_ERROR)
         s.start()
         self.scheduler = s
+        if self.feed.stream is not None and self._streaming is None:
+            self._streaming = asyncio.create_task(self.feed.stream.run(), name="price-stream")
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop the jobs, let a tick in progress finish its transaction and a push pass its message (within
@@ -125,6 +138,10 @@ class Monitor:
             self.scheduler.pause()
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        if self.feed.stream is not None and self._streaming is not None:
+            await self.feed.stream.close()
+            self._streaming = None
+        await self.sweeps.close()
         if self._delivering is not None and not self._delivering.done():
             # a pass cancelled between Telegram's answer and its commit sends that message twice: give the message in
             # flight a moment (not the whole backlog, which the next leader sends), then cancel
@@ -221,6 +238,26 @@ class Monitor:
         else:
             log.error("%s failed", where, exc_info=exc)
 
+    def stream_from(self, url: str) -> PriceStream:
+        """Take prices from the exchange's combined stream at ``url`` (started with the jobs)."""
+        stream = PriceStream(url, self.feed.assets, self.stream_price, on_status=self.stream_status,
+                             clock=self.clock)
+        self.feed.attach(stream)
+        return stream
+
+    def stream_price(self, asset: str, price: Decimal, at: datetime) -> None:
+        """A stream message: into the guard, and a tick unless one is about to read it anyway."""
+        if self.feed.observe_stream(asset, price, at) and self.leading:
+            self.sweeps.request(wait=False)
+
+    def stream_status(self, up: bool) -> None:
+        if up:
+            log.info("price stream up: REST polls the second source only")
+        else:
+            log.warning("price stream down: polling the exchange's REST ticker until it is back")
+            if self.scheduler is not None and self.scheduler.get_job("poll") is not None:
+                self.scheduler.modify_job("poll", next_run_time=datetime.now(UTC))
+
     async def feed_start(self) -> None:
         for source in (self.feed.primary, self.feed.second):
             if isinstance(source, ExchangePrices):
@@ -255,11 +292,32 @@ class Monitor:
                 await asyncio.to_thread(self.tell_operators, "prices_recovered",
                                         "Exchange prices are back; the risk sweep runs again.", flag=STALE,
                                         raise_flag=False)
-            guard = self.feed.guard
-            await asyncio.to_thread(self.tick, guard.newest(verdict.at, WARN_MAX_AGE), guard.confirmed(verdict.at),
-                                    verdict.at, guard.corroborated(verdict.at), True)
+            await self.sweep()
         await asyncio.to_thread(self.price_troubles, now)  # off the loop, like every unit of work
         self.wake_notifier()
+
+    async def sweep(self) -> None:
+        """A tick on the newest prices, coalesced with the ticks new stream prices asked for; returns once a tick
+        that started after this call has ended (raising what it raised, e.g. ``LostLease``)."""
+        done = self.sweeps.request()
+        assert done is not None
+        await done
+
+    async def _sweep(self) -> None:
+        if not self.leading:
+            return
+        now = self.clock()
+        guard = self.feed.guard
+        await asyncio.to_thread(self.tick, guard.newest(now, WARN_MAX_AGE), guard.confirmed(now), now,
+                                guard.corroborated(now), True)
+        self.wake_notifier()
+
+    def _sweep_failed(self, exc: BaseException) -> None:
+        """A tick asked for by a stream price failed (nobody waits for it)."""
+        if isinstance(exc, LostLease):
+            self._losing = asyncio.get_running_loop().create_task(self.lost(exc))  # kept: a task needs a reference
+        else:
+            self._failed("stream sweep", exc)
 
     async def hourly(self) -> None:
         if not await self.lead():
@@ -275,14 +333,20 @@ class Monitor:
         self.wake_notifier()
 
     def wake_notifier(self) -> None:
-        """Start a notifier pass in the background unless one is running; the caller never waits for it."""
+        """Start a notifier pass in the background; the caller never waits for it. While a pass runs (it may have
+        read the outbox before this tick's events), one more starts as soon as it ends."""
         if self._delivering is None or self._delivering.done():
+            self._wake_again = False
             self._delivering = asyncio.create_task(self.notifier.run())
             self._delivering.add_done_callback(self._delivered)
+        else:
+            self._wake_again = True
 
     def _delivered(self, task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._failed("push delivery", task.exception())  # type: ignore[arg-type]
+        if self._wake_again and not task.cancelled() and self.scheduler is not None:
+            self.wake_notifier()
 
     async def deliver(self) -> None:
         if self.leading:
@@ -404,7 +468,9 @@ def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send:
                   clock: Callable[[], datetime], primary: PriceSource | None = None,
                   lease: Lease | None = None) -> Monitor:
     """The scheduler with its own price clients (no cache: every poll asks the exchange), the guard built from
-    the markets file, and the notifier. ``primary`` replaces the exchange (the console's offline prices)."""
+    the markets file, the exchange's stream (unless ``LOANDESK_BINANCE_STREAM_URL`` is ``off``) and the notifier.
+    ``primary`` replaces the exchange, stream included (the console's offline prices)."""
+    offline = primary is not None
     timeout = min(5.0, max(1.0, settings.price_poll_seconds))
     assets = list(catalog.assets)
     primary = primary or ExchangePrices(settings.binance_url, assets, cache_seconds=0, timeout=timeout)
@@ -413,4 +479,8 @@ def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send:
     feed = PriceFeed(primary, clock, GuardRules.of(catalog.desk), second, [a for a in assets if a != QUOTE])
     notifier = Notifier(store, send, settings.admin_ids, clock)
     lease = lease or lease_for(store.engine, settings.leader_ttl_seconds)
-    return Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, lease)
+    monitor = Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, lease)
+    url = stream_base_url(settings.binance_stream_url)
+    if url is not None and not offline and feed.assets:
+        monitor.stream_from(url)
+    return monitor

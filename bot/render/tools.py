@@ -95,7 +95,10 @@ def chart(data: ChartData, png: bytes | None) -> Reply:
         return Reply(f"The chart of #{v.id} needs some price history: {data.ticks} {e(data.watched)} price"
                      f"{'' if data.ticks == 1 else 's'} recorded since it opened (at least {MIN_TICKS} needed). "
                      "Try again in a few minutes. The numbers now:\n" + "\n".join(position_lines(v)))
+    candles = f", {data.candles} of them the exchange's candles" if data.candles else ""
+    since = ("since it opened" if data.start is None or data.opened is None or data.start == data.opened
+             else f"since it opened at {data.opened:%H:%M} UTC, with the hour before")
     return Reply("\n".join(position_lines(v)), photo=png,
-                 caption=f"#{v.id}: {e(data.watched)} price and LTV since it opened ({data.ticks} prices)")
+                 caption=f"#{v.id}: {e(data.watched)} price and LTV {since} ({data.ticks} prices{candles})")
 
 

@@ -8,8 +8,9 @@ preview confirmed through ``LoanService`` (kind ``vip``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +34,8 @@ from domain.watch import alerts, protection
 from storage.monitoring import Monitoring
 from storage.protection import price_history
 
-MIN_TICKS = 2  # a chart needs at least this many recorded prices
+MIN_TICKS = 2  # a chart needs at least this many prices
+CHART_SPAN = timedelta(hours=1)  # a younger position's chart shows the last hour (the time before it opened too)
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,41 @@ class ChartData:
     ratios: dict[str, Decimal]
     history: dict[str, list[tuple[datetime, Decimal]]]
     current: dict[str, Decimal]  # today's prices, for assets without recorded history
+    opened: datetime | None = None
+    now: datetime | None = None
+    candles: int = 0  # of the watched asset's prices, how many came from the exchange's candles
 
     @property
     def ticks(self) -> int:
         return len(self.history.get(self.watched, []))
+
+    @property
+    def start(self) -> datetime | None:
+        """Where the chart begins: when the position opened, or ``CHART_SPAN`` before now if that is earlier."""
+        if self.opened is None or self.now is None:
+            return self.opened
+        return min(self.opened, self.now - CHART_SPAN)
+
+    def assets(self) -> list[str]:
+        return list(self.history)
+
+    def with_candles(self, candles: Mapping[str, list[tuple[datetime, Decimal]]]) -> ChartData:
+        """The exchange's candles for the time before each asset's first recorded price (all of the chart when
+        none is recorded), then the recorded prices, then today's price of the watched asset now."""
+        history: dict[str, list[tuple[datetime, Decimal]]] = {}
+        from_exchange = 0
+        for asset in dict.fromkeys([*self.history, *candles]):
+            recorded = self.history.get(asset, [])
+            first = recorded[0][0] if recorded else None
+            before = [(t, p) for t, p in candles.get(asset, []) if first is None or t < first]
+            history[asset] = before + recorded
+            if asset == self.watched:
+                from_exchange = len(before)
+        series = history.setdefault(self.watched, [])
+        price = self.current.get(self.watched)
+        if self.now is not None and price is not None and series and series[-1][0] < self.now:
+            series.append((self.now, price))
+        return replace(self, history=history, candles=from_exchange)
 
 
 class ToolService:
@@ -207,9 +240,10 @@ class ToolService:
                           default=p.loan_asset)
             if self.catalog.is_stable(watched) or watched == QUOTE:
                 watched = p.loan_asset
-            history = price_history(uow.session.connection(), assets, p.opened_at)
+            start = min(p.opened_at, now - CHART_SPAN)
+            history = price_history(uow.session.connection(), assets, start)
             return ChartData(view, watched, desk.warning_level(p), {a: desk.ratio(p, a) for a in view.collateral},
-                             history, dict(prices))
+                             history, dict(prices), p.opened_at, now)
 
     def term_sheet(self, owner: str) -> TermSheet | None:
         with self.store.unit_of_work(read_only=True) as uow:

@@ -67,7 +67,7 @@ def process_fixed(desk: Desk, prices: Prices, now: datetime, confirmed: Prices |
     desk.accrue(now)
     confirmed = prices if confirmed is None else confirmed
     events: list[Event] = []
-    for p in list(desk.book.active_positions()):
+    for p in list(desk.book.active_fixed()):
         if p.product is Product.FIXED and p.fixed is not None:
             events += _catch_up(desk, p, prices, confirmed, now)
     return events

@@ -32,6 +32,9 @@ def test_a_newcomer_borrows_from_the_banner_then_drops_the_price_and_sees_every_
         preview = c.say(example.group(1), "[1] Confirm")
         assert "LTV after: 50.0%" in preview
         assert "#1 flexible · open" in c.say("1", "#1 flexible")
+        c.type("/chart 1")  # right after opening: drawn from what the offline prices served before
+        chart_path = Path(c.expect("Picture: ").splitlines()[-1].removeprefix("Picture: "))
+        assert chart_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
         c.type("/backtest 1 march2020")
         picture = c.expect("Picture: ")

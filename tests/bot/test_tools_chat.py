@@ -5,6 +5,7 @@ The loan of every test: 30,000 USDT on 1 BTC at BTC 50,000 (LTV 60.0%; margin ca
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -90,10 +91,26 @@ def test_backtest_replays_march_2020_and_sends_the_chart(bot: Harness) -> None:
     assert "no position #9" in bot.say(ANN, "/backtest 9 may2021")["plain"]
 
 
-def test_chart_needs_price_history_then_sends_a_picture(bot: Harness) -> None:
+def test_chart_right_after_opening_is_a_picture_from_the_exchanges_candles(bot: Harness) -> None:
+    now = datetime.now(UTC)
+    for minutes, price in ((50, "48000"), (40, "52000"), (30, "47000"), (20, "51000"), (10, "49000")):
+        bot.exchange.set_price("BTC", price, at=now - timedelta(minutes=minutes))  # the market before we opened
+    bot.exchange.set_price("BTC", "50000")
     open_loan(bot)
-    first = bot.say(ANN, "/chart 1")["plain"]
-    assert "needs some price history: 0 BTC prices recorded" in first and "LTV: 60.0%" in first
+    bot.exchange.reset()
+    message, photo = photo_after(bot, ANN, "/chart 1")
+    assert "LTV: 60.0%" in message["plain"] and "prices recorded" not in message["plain"]
+    assert photo["photo_size"] is not None
+    counts = re.search(r"\((\d+) prices, (\d+) of them the exchange's candles\)", photo["plain"])
+    assert counts is not None, photo["plain"]
+    assert int(counts[2]) >= 50 and int(counts[1]) >= int(counts[2])  # a minute candle since 50 minutes ago
+    assert "since it opened at" in photo["plain"] and "with the hour before" in photo["plain"]
+    asked = [r for r in bot.exchange.requests if r.startswith("/api/v3/klines")]
+    assert asked and all("symbol=BTCUSDT&interval=1m&" in r for r in asked)
+
+
+def test_chart_uses_recorded_prices_and_candles_only_before_them(bot: Harness) -> None:
+    open_loan(bot)
     store = StateStore(f"sqlite:///{bot.db}")
     try:
         with store.unit_of_work() as uow:
@@ -105,5 +122,8 @@ def test_chart_needs_price_history_then_sends_a_picture(bot: Harness) -> None:
     finally:
         store.close()
     message, photo = photo_after(bot, ANN, "/chart #1")
-    assert "LTV: 60.0%" in message["plain"] and "(3 prices)" in photo["plain"]
+    assert "LTV: 60.0%" in message["plain"]
+    counts = re.search(r"\((\d+) prices(, (\d+) of them the exchange's candles)?\)", photo["plain"])
+    assert counts is not None, photo["plain"]
+    assert int(counts[1]) - int(counts[3] or 0) == 3  # the three recorded, after the candles before them
     assert "/chart 12" in bot.say(ANN, "/chart one")["plain"]

@@ -19,7 +19,7 @@ from storage.engine import alembic_config, current_revision
 from storage.tables import POSITION_COUNTER, TABLES, counters
 
 # The newest revision file in the package; every migrated database must end there.
-HEAD = "0007"
+HEAD = "0008"
 
 
 def test_migrate_creates_every_table_of_tables_py(empty_db_engine: Engine, tmp_path: Path,
