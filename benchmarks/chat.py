@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.dispose()
         add_users(url, args.users, catalog)
         settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
-                            LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=url,
+                            LOANDESK_BINANCE_URL=exchange.url,
+                            LOANDESK_BINANCE_STREAM_URL=exchange.stream_url, LOANDESK_DATABASE_URL=url,
                             LOANDESK_MARKETS_FILE=str(markets_file))
         users = list(range(FIRST_USER, FIRST_USER + args.users))
         for u in users:

@@ -186,7 +186,8 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
             crash_asset: str, prices: dict[str, Decimal], doomed: list[int], args: argparse.Namespace,
             concurrent: bool, engine: Engine, clock: Clock, markets: Path) -> dict[str, Any]:
     settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
-                        LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=url,
+                        LOANDESK_BINANCE_URL=exchange.url,
+                        LOANDESK_BINANCE_STREAM_URL=exchange.stream_url, LOANDESK_DATABASE_URL=url,
                         LOANDESK_DATABASE_SCHEMA=schema, LOANDESK_ADMIN_IDS=frozenset({OPERATOR}),
                         LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False,
                         LOANDESK_MARKETS_FILE=str(markets),

@@ -117,7 +117,8 @@ def deliver(url: str, tg: FakeTelegram, exchange: FakeExchange, timeout: float) 
     """Start the real bot (scheduler + notifier) and wait until no delivery is pending; returns seconds taken."""
     env: dict[str, Any] = {"LOANDESK_ADMIN_IDS": str(OPERATOR)}  # as the environment gives it
     settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
-                        LOANDESK_BINANCE_URL=exchange.url, LOANDESK_DATABASE_URL=url,
+                        LOANDESK_BINANCE_URL=exchange.url,
+                        LOANDESK_BINANCE_STREAM_URL=exchange.stream_url, LOANDESK_DATABASE_URL=url,
                         LOANDESK_PRICE_POLL_SECONDS=1, **env)
     store = StateStore(url)
     done = threading.Event()

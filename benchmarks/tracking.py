@@ -134,7 +134,7 @@ def latency(rounds: int, db: Path) -> dict[str, Any]:
             uow.commit()
         store.close()
         settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
-                            LOANDESK_BINANCE_URL=fake.url, LOANDESK_DATABASE_URL=url,
+                            LOANDESK_BINANCE_URL=fake.url, LOANDESK_BINANCE_STREAM_URL="off", LOANDESK_DATABASE_URL=url,
                             LOANDESK_PRICE_POLL_SECONDS=POLL)
         settings = settings.model_copy(update={"secret_key": SecretStr(key), "binance_sync_seconds": 3600.0})
         loop = asyncio.new_event_loop()
