@@ -8,8 +8,10 @@ second per private chat and ``group_per_minute`` per group (20). Other calls (``
 
 Who goes first when the budget is short: the lowest ``priority`` (a request's ``rate_limit_args={"priority": n}``);
 replies have none (0) and go first, pushes pass 1 + their urgency (``bot.monitor.notifier``), so a margin call goes
-before a warning. Pushes never take the last ``reserve`` sends of a second: a reply always finds room. A waiting
-send for one chat never holds up sends to other chats; one chat's sends keep their order.
+before a warning. Pushes never take the last ``reserve`` sends of a second: a reply always finds room. Replies
+never starve the pushes either: while a push waits, replies leave room for ``push_floor`` pushes a second (10 of
+30), so fifty people chatting through a crash cannot hold back its liquidation messages. A waiting send for one
+chat never holds up sends to other chats; one chat's sends keep their order.
 
 A 429 (``RetryAfter``) pauses that chat for ``retry_after`` seconds and the request is sent again, up to
 ``retries`` times (``rate_limit_args={"retries": 0}``: the caller retries itself, as the notifier does with its
@@ -44,6 +46,7 @@ class _Slot:
     """One send in a window: in flight (``done`` is None, it counts as now) or answered at ``done``."""
 
     done: float | None = None
+    push: bool = False
 
     def ends(self, now: float, span: float) -> float:
         return (now if self.done is None else self.done) + span
@@ -63,11 +66,13 @@ def _seconds(value: float | timedelta) -> float:
 
 class TelegramBudget(BaseRateLimiter[dict[str, Any]]):
     def __init__(self, per_second: int = 30, private_per_second: int = 1, group_per_minute: int = 20,
-                 reserve: int = 2, retries: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
+                 reserve: int = 2, retries: int = 3, clock: Callable[[], float] = time.monotonic,
+                 push_floor: int = 10) -> None:
         self.per_second = per_second
         self.private_per_second = private_per_second
         self.group_per_minute = group_per_minute
         self.reserve = min(reserve, per_second - 1)
+        self.push_floor = max(0, min(push_floor, per_second - self.reserve - 1))
         self.retries = retries
         self.clock = clock
         self._overall: list[_Slot] = []
@@ -145,12 +150,13 @@ class TelegramBudget(BaseRateLimiter[dict[str, Any]]):
         later: list[_Waiter] = []
         held: set[int | str] = set()  # chats with an earlier waiter still waiting: keep their order
         wake = math.inf
+        pushes_wait = any(w.priority > 0 for w in self._waiting)
         for waiter in sorted(self._waiting):
             at = now if waiter.chat not in held else math.inf
             if waiter.chat not in held:
-                at = self._ready_at(waiter.chat, waiter.priority, now)
+                at = self._ready_at(waiter.chat, waiter.priority, now, pushes_wait)
             if at <= now:
-                slot = _Slot()
+                slot = _Slot(push=waiter.priority > 0)
                 self._overall.append(slot)
                 self._chats.setdefault(waiter.chat, []).append(slot)
                 self.sent += 1
@@ -172,8 +178,14 @@ class TelegramBudget(BaseRateLimiter[dict[str, Any]]):
         group = chat < 0 if isinstance(chat, int) else str(chat).startswith(("@", "-"))
         return (self.group_per_minute, 60.0) if group else (self.private_per_second, 1.0)
 
-    def _ready_at(self, chat: int | str, priority: int, now: float) -> float:
-        overall = self.per_second - (self.reserve if priority > 0 else 0)
+    def _ready_at(self, chat: int | str, priority: int, now: float, pushes_wait: bool = False) -> float:
+        if priority > 0:
+            overall = self.per_second - self.reserve
+        elif pushes_wait:  # leave the pushes their floor in this second
+            pushed = sum(1 for s in self._overall if s.push)
+            overall = self.per_second - max(0, self.push_floor - pushed)
+        else:
+            overall = self.per_second
         return max(_window_free(self._overall, overall, 1.0 + MARGIN, now), self._chat_ready_at(chat, now))
 
     def _chat_ready_at(self, chat: int | str, now: float) -> float:

@@ -54,3 +54,47 @@ def test_one_chats_sends_keep_their_order_and_pushes_leave_room_for_replies() ->
 
     asyncio.run(scenario())
     assert sent.index("reply a") < sent.index("reply b")
+
+
+def test_people_chatting_through_a_crash_cannot_starve_its_pushes() -> None:
+    """Replies go first, but while a push waits they leave it its floor in every second: with 3 sends a second and
+    a floor of 1, a liquidation push queued behind six replies goes out in the next second, not after them all."""
+    sent: list[str] = []
+
+    async def scenario() -> None:
+        budget = TelegramBudget(per_second=3, reserve=0, push_floor=1)
+
+        def send(name: str, chat: int, args: dict[str, Any] | None) -> asyncio.Task[Any]:
+            async def post() -> bool:
+                sent.append(name)
+                return True
+            return asyncio.ensure_future(budget.process_request(post, (), {}, "sendMessage", {"chat_id": chat}, args))
+
+        tasks = [send(f"early {i}", 10 + i, None) for i in range(3)]  # this second is taken
+        await asyncio.sleep(0.05)
+        tasks += [send(f"reply {i}", 20 + i, None) for i in range(6)]
+        tasks.append(send("liquidation", 99, {"priority": 2}))
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    assert sent.index("liquidation") < 6, sent  # in the second second (without the floor: tenth, after every reply)
+    assert sent[3:5] == ["reply 0", "reply 1"]  # replies still first within what is left to them
+
+
+def test_without_a_waiting_push_replies_have_the_whole_second() -> None:
+    sent: list[str] = []
+
+    async def scenario() -> None:
+        budget = TelegramBudget(per_second=3, reserve=0, push_floor=1)
+
+        async def post() -> bool:
+            sent.append("reply")
+            return True
+
+        tasks = [asyncio.ensure_future(budget.process_request(post, (), {}, "sendMessage", {"chat_id": 10 + i}, None))
+                 for i in range(3)]
+        await asyncio.sleep(0.05)
+        assert len(sent) == 3
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
