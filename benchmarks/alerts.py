@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,9 +38,9 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from sqlalchemy import create_engine, update
+from sqlalchemy import update
 
-from benchmarks import report
+from benchmarks import report, throwaway_database
 from benchmarks.chat import big_catalog
 from benchmarks.sweep import PRICES, T0, build, pct
 from bot.entry.compose import build_application
@@ -53,8 +52,7 @@ from domain.events import Event
 from domain.loans.borrow import borrow
 from domain.loans.common import BorrowRequest
 from domain.markets import Catalog, load_catalog
-from storage import UnitOfWork, make_engine, migrate
-from storage.engine import database_url
+from storage import UnitOfWork, migrate
 from storage.tables import outbox
 from tests.fakes.exchange import FakeExchange
 from tests.fakes.telegram import FakeTelegram
@@ -204,44 +202,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory(prefix="loandesk-alerts-")
     markets_file = big_catalog(Path(tmp.name))  # the bulk book borrows past the shipped lending caps
     catalog = load_catalog(markets_file)
-    schema: str | None = None
-    admin = None
-    if args.database:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(database_url(args.database))
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = args.database
-        engine = make_engine(url, schema=schema)
-    else:
-        url = f"sqlite:///{Path(tmp.name) / 'alerts.db'}"
-        engine = make_engine(url)
     rng = Random(12)
     gaps = (args.gap_min, args.gap_max)
     try:
-        migrate(engine)
-        t = time.perf_counter()
-        build(engine, args.positions, catalog)
-        with FakeTelegram() as tg, \
-                FakeExchange({a: str(p) for a, p in PRICES.items() if a != "USDT"}) as exchange:
-            open_probes(engine, catalog, 2 * args.moves, tg)
-            build_s = time.perf_counter() - t
-            engine.dispose()
-            common = {"TELEGRAM_BOT_TOKEN": TOKEN, "LOANDESK_TELEGRAM_BASE_URL": tg.base_url,
-                      "LOANDESK_BINANCE_URL": exchange.url, "LOANDESK_DATABASE_URL": url,
-                      "LOANDESK_DATABASE_SCHEMA": schema, "LOANDESK_PRICE_POLL_SECONDS": POLL_SECONDS,
-                      "LOANDESK_MARKETS_FILE": str(markets_file)}
-            clock = Clock()
-            streamed = phase("streaming", Settings(**common, LOANDESK_BINANCE_STREAM_URL=exchange.stream_url),
-                             clock, exchange, tg, range(1, args.moves + 1), rng, args.timeout, gaps)
-            polled = phase("polling", Settings(**common, LOANDESK_BINANCE_STREAM_URL="off"), clock, exchange, tg,
-                           range(args.moves + 1, 2 * args.moves + 1), rng, args.timeout, gaps)
+        with throwaway_database(args.database, Path(tmp.name), "alerts") as db:
+            url, schema, engine = db.url, db.schema, db.engine
+            migrate(engine)
+            t = time.perf_counter()
+            build(engine, args.positions, catalog)
+            with FakeTelegram() as tg, \
+                    FakeExchange({a: str(p) for a, p in PRICES.items() if a != "USDT"}) as exchange:
+                open_probes(engine, catalog, 2 * args.moves, tg)
+                build_s = time.perf_counter() - t
+                engine.dispose()
+                common: dict[str, Any] = {
+                    "TELEGRAM_BOT_TOKEN": TOKEN, "LOANDESK_TELEGRAM_BASE_URL": tg.base_url,
+                    "LOANDESK_BINANCE_URL": exchange.url, "LOANDESK_DATABASE_URL": url,
+                    "LOANDESK_DATABASE_SCHEMA": schema, "LOANDESK_PRICE_POLL_SECONDS": POLL_SECONDS,
+                    "LOANDESK_MARKETS_FILE": str(markets_file)}
+                clock = Clock()
+                streamed = phase("streaming", Settings(**common, LOANDESK_BINANCE_STREAM_URL=exchange.stream_url),
+                                 clock, exchange, tg, range(1, args.moves + 1), rng, args.timeout, gaps)
+                polled = phase("polling", Settings(**common, LOANDESK_BINANCE_STREAM_URL="off"), clock, exchange, tg,
+                               range(args.moves + 1, 2 * args.moves + 1), rng, args.timeout, gaps)
     finally:
-        engine.dispose()
-        if admin is not None and schema is not None:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
         tmp.cleanup()
     return {"positions": args.positions, "database": "postgresql" if args.database else "sqlite",
             "moves": args.moves, "streaming": streamed, f"polling_{POLL_SECONDS:g}s": polled,

@@ -27,16 +27,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from random import Random
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select, update
+from sqlalchemy import Engine, func, select, update
 
-from benchmarks import report
+from benchmarks import report, throwaway_database
 from benchmarks import sweep as bulk
 from benchmarks.sweep import PRICES, T0, pct
 from bot.entry.compose import build_application
@@ -49,8 +48,8 @@ from domain.loans.common import BorrowRequest
 from domain.markets import SHIPPED, Catalog, load_catalog
 from domain.positions import Position
 from domain.watch.sweep import sweep
-from storage import UnitOfWork, make_engine, migrate
-from storage.engine import READ_ONLY, database_url
+from storage import UnitOfWork, migrate
+from storage.engine import READ_ONLY
 from storage.monitoring import Monitoring
 from storage.tables import POSITION_COUNTER, counters, deliveries, outbox, positions
 from tests.fakes.exchange import FakeExchange
@@ -291,51 +290,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory(prefix="loandesk-crashchat-")
     markets = roomy_markets(Path(tmp.name))
     catalog = load_catalog(markets)
-    schema: str | None = None
-    admin: Engine | None = None
-    if args.database:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(database_url(args.database))
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = args.database
-        engine = make_engine(url, schema=schema)
-    else:
-        url = f"sqlite:///{Path(tmp.name) / 'crashchat.db'}"
-        engine = make_engine(url)
     try:
-        migrate(engine)
-        t = time.perf_counter()
-        build(engine, args.positions, catalog)
-        build_s = time.perf_counter() - t
-        store = StateStore(url, schema=schema, migrate=False)
-        prices = dict(PRICES)
-        clock = Clock()
-        now = clock()
-        user_ids = [FIRST_USER + i for i in range(args.users)]
-        pids = open_positions(store, catalog, user_ids, "BTC", Decimal("0.40"), prices, now)
-        doomed = {a: open_positions(store, catalog, [FIRST_OWNER[a] + i for i in range(args.crash)], a, OPENED_LTV,
-                                    {**prices, a: prices[a] * CRASH_LTV / OPENED_LTV}, now) for a in ("BTC", "ETH")}
-        settle(store, catalog, prices, now)
-        with FakeTelegram(rate_limits=True) as tg, \
-                FakeExchange({a: str(p) for a, p in prices.items() if a != "USDT"}) as exchange:
-            for user in [OPERATOR, *user_ids, *(o for a in FIRST_OWNER.values() for o in range(a, a + args.crash))]:
-                tg.add_user(user)
-            users = list(zip(user_ids, pids, strict=True))
-            runs: dict[str, dict[str, Any]] = {}
-            for label, asset, concurrent in (("concurrent", "BTC", True), ("one_at_a_time", "ETH", False)):
-                runs[label] = one_run(url, schema, tg, exchange, users, asset, prices, doomed[asset], args,
-                                      concurrent, engine, clock, markets)
-                prices = {a: (p * FALL if a == asset else p) for a, p in prices.items()}
-                if label != "one_at_a_time":  # the next run starts from a settled book
-                    settle(store, catalog, prices, clock())
-        store.close()
+        with throwaway_database(args.database, Path(tmp.name), "crashchat") as db:
+            url, schema, engine = db.url, db.schema, db.engine
+            migrate(engine)
+            t = time.perf_counter()
+            build(engine, args.positions, catalog)
+            build_s = time.perf_counter() - t
+            store = StateStore(url, schema=schema, migrate=False)
+            prices = dict(PRICES)
+            clock = Clock()
+            now = clock()
+            user_ids = [FIRST_USER + i for i in range(args.users)]
+            pids = open_positions(store, catalog, user_ids, "BTC", Decimal("0.40"), prices, now)
+            doomed = {a: open_positions(store, catalog, [FIRST_OWNER[a] + i for i in range(args.crash)], a, OPENED_LTV,
+                                        {**prices, a: prices[a] * CRASH_LTV / OPENED_LTV}, now) for a in ("BTC", "ETH")}
+            settle(store, catalog, prices, now)
+            with FakeTelegram(rate_limits=True) as tg, \
+                    FakeExchange({a: str(p) for a, p in prices.items() if a != "USDT"}) as exchange:
+                for user in [OPERATOR, *user_ids, *(o for a in FIRST_OWNER.values() for o in range(a, a + args.crash))]:
+                    tg.add_user(user)
+                users = list(zip(user_ids, pids, strict=True))
+                runs: dict[str, dict[str, Any]] = {}
+                for label, asset, concurrent in (("concurrent", "BTC", True), ("one_at_a_time", "ETH", False)):
+                    runs[label] = one_run(url, schema, tg, exchange, users, asset, prices, doomed[asset], args,
+                                          concurrent, engine, clock, markets)
+                    prices = {a: (p * FALL if a == asset else p) for a, p in prices.items()}
+                    if label != "one_at_a_time":  # the next run starts from a settled book
+                        settle(store, catalog, prices, clock())
+            store.close()
     finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
         tmp.cleanup()
     c, s = runs["concurrent"], runs["one_at_a_time"]
     return {"positions": args.positions, "database": engine.dialect.name, "users": args.users,

@@ -19,7 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, text, update
 
-from benchmarks import report
+from benchmarks import report, throwaway_database
 from domain import sweepindex
 from domain.desk import Desk
 from domain.markets import Catalog, load_catalog
@@ -38,7 +37,7 @@ from domain.positions import Holding, Position, Product
 from domain.rates import HOURS_PER_YEAR
 from domain.watch.sweep import plan as sweep_plan
 from domain.watch.sweep import sweep
-from storage import UnitOfWork, make_engine, mapping, migrate
+from storage import UnitOfWork, mapping, migrate
 from storage.book import ACTIVE_VALUES
 from storage.sweepindex import row_of
 from storage.tables import POSITION_COUNTER, counters, holdings, positions, sweep_index
@@ -206,59 +205,45 @@ def pct(values: list[float], q: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     catalog = load_catalog()
     tmp = tempfile.TemporaryDirectory(prefix="loandesk-bench-")
-    schema = None
-    if args.database:
-        from sqlalchemy import create_engine
-
-        from storage.engine import database_url
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(database_url(args.database))
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        engine = make_engine(args.database, schema=schema)
-    else:
-        engine = make_engine(f"sqlite:///{Path(tmp.name) / 'bench.db'}")
     try:
-        migrate(engine)
-        t = time.perf_counter()
-        build(engine, args.positions, catalog)
-        build_s = time.perf_counter() - t
-        sweep_ms: list[float] = []
-        detect_ms: list[float] = []
-        scan_ms: list[float] = []
-        crossings: list[int] = []
-        agree = True
-        plan_ticks = ticks(engine, catalog, args.ticks)
-        scan_every = max(1, len(plan_ticks) // max(1, args.scan_ticks))
-        for i, (prices, now) in enumerate(plan_ticks):
-            with UnitOfWork(engine, clock=_fixed(now)) as uow:
-                desk = Desk(catalog, uow.book)
-                desk.accrue(now)
-                t = time.perf_counter()
-                candidates = {p.id for p in uow.book.sweep_candidates(sweep_plan(desk, prices, now))}
-                detect_ms.append((time.perf_counter() - t) * 1000)
-                uow.rollback()
-            if i % scan_every == 0 and len(scan_ms) < args.scan_ticks:
-                t = time.perf_counter()
-                scanned = scan(engine, catalog, prices, now)
-                scan_ms.append((time.perf_counter() - t) * 1000)
-                agree = agree and scanned <= candidates
+        with throwaway_database(args.database, Path(tmp.name), "bench") as db:
+            engine = db.engine
+            migrate(engine)
             t = time.perf_counter()
-            with UnitOfWork(engine, clock=_fixed(now)) as uow:
-                events = sweep(Desk(catalog, uow.book), prices, now)
-                uow.commit()
-            sweep_ms.append((time.perf_counter() - t) * 1000)
-            crossings.append(len(events))
-        last = plan_ticks[-1][1]
-        hours = [last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=h + 1) for h in range(args.ticks)]
-        accrual = [accrual_by_index(engine, catalog, h) for h in hours]
-        per_row = [accrual_row_by_row(engine, catalog) for _ in range(args.row_runs)]
+            build(engine, args.positions, catalog)
+            build_s = time.perf_counter() - t
+            sweep_ms: list[float] = []
+            detect_ms: list[float] = []
+            scan_ms: list[float] = []
+            crossings: list[int] = []
+            agree = True
+            plan_ticks = ticks(engine, catalog, args.ticks)
+            scan_every = max(1, len(plan_ticks) // max(1, args.scan_ticks))
+            for i, (prices, now) in enumerate(plan_ticks):
+                with UnitOfWork(engine, clock=_fixed(now)) as uow:
+                    desk = Desk(catalog, uow.book)
+                    desk.accrue(now)
+                    t = time.perf_counter()
+                    candidates = {p.id for p in uow.book.sweep_candidates(sweep_plan(desk, prices, now))}
+                    detect_ms.append((time.perf_counter() - t) * 1000)
+                    uow.rollback()
+                if i % scan_every == 0 and len(scan_ms) < args.scan_ticks:
+                    t = time.perf_counter()
+                    scanned = scan(engine, catalog, prices, now)
+                    scan_ms.append((time.perf_counter() - t) * 1000)
+                    agree = agree and scanned <= candidates
+                t = time.perf_counter()
+                with UnitOfWork(engine, clock=_fixed(now)) as uow:
+                    events = sweep(Desk(catalog, uow.book), prices, now)
+                    uow.commit()
+                sweep_ms.append((time.perf_counter() - t) * 1000)
+                crossings.append(len(events))
+            last = plan_ticks[-1][1]
+            hours = [last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=h + 1)
+                     for h in range(args.ticks)]
+            accrual = [accrual_by_index(engine, catalog, h) for h in hours]
+            per_row = [accrual_row_by_row(engine, catalog) for _ in range(args.row_runs)]
     finally:
-        engine.dispose()
-        if schema is not None:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
         tmp.cleanup()
     sweep_p50, scan_p50 = statistics.median(sweep_ms), statistics.median(scan_ms)
     accrual_ms, per_row_ms = statistics.median(accrual), statistics.median(per_row)
