@@ -9,8 +9,12 @@ Where PostgreSQL is not reachable its tests are skipped with the reason.
 
 from __future__ import annotations
 
+import io
 import itertools
+import logging
 import os
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -99,3 +103,22 @@ def db_engine(empty_db_engine: Engine) -> Engine:
     """A migrated database (``alembic upgrade head``) on SQLite and on PostgreSQL."""
     migrate(empty_db_engine)
     return empty_db_engine
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """A stream for ``logs.configure``; the root logger and the excepthooks are put back afterwards."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    hooks = (sys.excepthook, threading.excepthook)
+    try:
+        yield stream
+    finally:
+        sys.excepthook, threading.excepthook = hooks
+        logging.captureWarnings(False)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in before[0]:
+            root.addHandler(handler)
+        root.setLevel(before[1])

@@ -11,9 +11,6 @@ import io
 import json
 import logging
 import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,24 +23,6 @@ from tests.fakes.telegram import FakeTelegram
 from tests.ops.cluster import TOKEN, loandesk, recipe_env
 
 SECRET = TOKEN.split(":", 1)[1]
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    root = logging.getLogger()
-    before = (list(root.handlers), root.level)
-    hooks = (sys.excepthook, threading.excepthook)
-    try:
-        yield stream
-    finally:
-        sys.excepthook, threading.excepthook = hooks
-        logging.captureWarnings(False)
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in before[0]:
-            root.addHandler(handler)
-        root.setLevel(before[1])
 
 
 def everything_with_the_token() -> None:

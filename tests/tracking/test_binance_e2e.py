@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import sys
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -23,25 +20,6 @@ from bot.ops import logs
 from storage.tables import deliveries, journal_entries, linked_accounts, outbox, positions, tracked_positions
 from tests.monitoring.conftest import ANN, BOB
 from tests.tracking.conftest import ED_KEY, HMAC_KEY, HMAC_SECRET, SECRET_KEY, TrackWorld
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    """A stream for ``logs.configure``; the root logger and the excepthooks are put back afterwards."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    before = (list(root.handlers), root.level)
-    hooks = (sys.excepthook, threading.excepthook)
-    try:
-        yield stream
-    finally:
-        sys.excepthook, threading.excepthook = hooks
-        logging.captureWarnings(False)
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in before[0]:
-            root.addHandler(handler)
-        root.setLevel(before[1])
 
 
 def ms(world: TrackWorld, delta: timedelta) -> int:
