@@ -173,25 +173,31 @@ class Terminal:
         self._show(chat, message, f"{caption}\n" if caption else "", picture=path)
         return message
 
-    async def _edit_markup(self, p: Json, files: dict[str, bytes]) -> Json | bool:
+    def _editing(self, p: Json) -> tuple[tuple[int, int], Json] | None:
+        """The message an edit names, its old buttons forgotten (None: not a message this terminal showed)."""
         key = (int(p["chat_id"]), int(p["message_id"]))
         message = self._messages.get(key)
         if message is None:
-            return True
+            return None
         self._forget_buttons(key)
         message.pop("reply_markup", None)
+        return key, message
+
+    async def _edit_markup(self, p: Json, files: dict[str, bytes]) -> Json | bool:
+        edited = self._editing(p)
+        if edited is None:
+            return True
+        key, message = edited
         if p.get("reply_markup"):
             message["reply_markup"] = p["reply_markup"]
             self.print("(the buttons changed) " + self._number(key, p["reply_markup"]))
         return message
 
     async def _edit_text(self, p: Json, files: dict[str, bytes]) -> Json | bool:
-        key = (int(p["chat_id"]), int(p["message_id"]))
-        message = self._messages.get(key)
-        if message is None:
+        edited = self._editing(p)
+        if edited is None:
             return True
-        self._forget_buttons(key)
-        message.pop("reply_markup", None)
+        key, message = edited
         text = str(p["text"])
         message["text"] = plain(text) if p.get("parse_mode") == "HTML" else text
         if p.get("reply_markup"):
