@@ -91,8 +91,7 @@ def body(ev: Event) -> list[str]:
     if ev.type in ("warning", "margin_call", "margin_call_reminder", "margin_call_cleared"):
         lines = [f"LTV <b>{ltv(d.get('ltv'))}</b> (margin call {ltv(d.get('margin_call_ltv'))}, "
                  f"liquidation {ltv(d.get('liquidation_ltv'))})",
-                 f"Debt: {amount(d.get('debt'), asset, up=True)} · Collateral: {amounts(d.get('collateral'))}",
-                 f"Prices: {_prices(d)} USDT"]
+                 *_holding(d, asset)]
         if ev.type == "margin_call_cleared":
             return [*lines, "Nothing to do; keep an eye on it."]
         if ev.type == "warning":
@@ -148,8 +147,7 @@ def tracked_body(ev: Event) -> list[str]:
     if ev.type in TRACKED_RISK:
         lines = [f"Held {e(at)}. LTV <b>{ltv(d.get('ltv'))}</b> (lender's margin call "
                  f"{ltv(d.get('margin_call_ltv'))}, liquidation {ltv(d.get('liquidation_ltv'))})",
-                 f"Debt: {amount(d.get('debt'), asset, up=True)} · Collateral: {amounts(d.get('collateral'))}",
-                 f"Prices: {_prices(d)} USDT"]
+                 *_holding(d, asset)]
         if ev.type == "tracked_margin_call_cleared":
             return [*lines, "Nothing to do; keep an eye on it."]
         if ev.type == "tracked_warning":
@@ -194,6 +192,12 @@ def tracked_body(ev: Event) -> list[str]:
                 "syncing; your Binance positions here are no longer updated. Link a new key with /unlink, then "
                 "/link."]
     return []
+
+
+def _holding(d: Mapping[str, Any], asset: str) -> list[str]:
+    """A risk push's debt, collateral and prices lines (desk and tracked positions alike)."""
+    return [f"Debt: {amount(d.get('debt'), asset, up=True)} · Collateral: {amounts(d.get('collateral'))}",
+            f"Prices: {_prices(d)} USDT"]
 
 
 def _at_or_above(value: object, level: object) -> bool:
