@@ -16,6 +16,16 @@ INFINITY = Decimal("Infinity")
 
 
 @dataclass(frozen=True)
+class Distance:
+    """The collateral asset of a position (desk or tracked) nearest the price that brings it to its margin call."""
+
+    asset: str
+    price: Decimal
+    margin_call_price: Decimal
+    distance: Decimal  # 1 − P_mc / P
+
+
+@dataclass(frozen=True)
 class Lot:
     """Collateral of one asset as the risk maths sees it."""
 

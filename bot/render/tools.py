@@ -18,7 +18,7 @@ from domain.analysis import stress as stresses
 from domain.analysis.backtest import BacktestResult, describe
 from domain.money import fmt, pct
 from domain.positions import PriceAlert, ProtectionRule
-from domain.watch.alerts import Distance
+from domain.risk import Distance
 from domain.watch.protection import describe_rule
 
 

@@ -27,6 +27,7 @@ from domain.errors import Rejected
 from domain.markets import QUOTE
 from domain.positions import PriceAlert, ProtectionRule
 from domain.prices import Prices
+from domain.risk import Distance
 from domain.termsheet import TermSheet
 from domain.tracking import watch as tracked_watch
 from domain.tracking.position import Tracked
@@ -44,7 +45,7 @@ class AlertsOverview:
 
     warning: Decimal | None  # the borrower's own warning level (None: the default)
     default_warning: Decimal
-    price_alerts: list[tuple[PriceAlert, alerts.Distance | None]]
+    price_alerts: list[tuple[PriceAlert, Distance | None]]
     rules: list[ProtectionRule]
     now: datetime
 
@@ -138,7 +139,7 @@ class ToolService:
         return removed
 
     def alert_price(self, owner: str, pid: int, distance: Decimal, prices: Prices) -> tuple[
-            PriceAlert, alerts.Distance | None]:
+            PriceAlert, Distance | None]:
         now = self.loans.clock()
         held = self.tracking.one(owner, pid) if self.tracking is not None else None
         if held is not None:  # a loan held elsewhere: the same alert, judged by its own watch step
@@ -250,12 +251,11 @@ class ToolService:
             return uow.domain_book.term_sheet(owner)
 
 
-def _held_distance(t: Tracked, prices: Prices, now: datetime) -> alerts.Distance | None:
-    d = tracked_watch.distance_to_margin_call(t, {QUOTE: Decimal(1), **prices}, now)
-    return alerts.Distance(d.asset, d.price, d.margin_call_price, d.distance) if d is not None else None
+def _held_distance(t: Tracked, prices: Prices, now: datetime) -> Distance | None:
+    return tracked_watch.distance_to_margin_call(t, {QUOTE: Decimal(1), **prices}, now)
 
 
-def _distance(desk: Desk, pid: int, prices: Prices, now: datetime) -> alerts.Distance | None:
+def _distance(desk: Desk, pid: int, prices: Prices, now: datetime) -> Distance | None:
     p = desk.book.get_position(pid)
     if p is None or not p.active:
         return None

@@ -30,6 +30,7 @@ from domain.errors import Rejected
 from domain.events import Event
 from domain.money import ONE, ZERO, fmt, fmt_ratio, round_down, round_up
 from domain.positions import PriceAlert
+from domain.risk import Distance
 from domain.tracking.position import QUOTE, Tracked, debt_at, ltv
 
 NEAR = Decimal("0.03")
@@ -112,16 +113,6 @@ def reminders(t: Tracked, now: datetime, rules: WatchRules) -> list[Event]:
     return [Event(now, "tracked_expiry_reminder", t.owner, t.id, {
         "lender": t.where, "asset": t.loan_asset, "hours": hours, "expires_at": t.expires_at.isoformat(),
         "debt": fmt(round_up(debt_at(t, now), rules.precision(t.loan_asset)))})]
-
-
-@dataclass(frozen=True)
-class Distance:
-    """The collateral asset of ``t`` nearest the price that brings it to the lender's margin call."""
-
-    asset: str
-    price: Decimal
-    margin_call_price: Decimal
-    distance: Decimal  # 1 − P_mc / P
 
 
 def distance_to_margin_call(t: Tracked, prices: Mapping[str, Decimal], now: datetime) -> Distance | None:

@@ -26,19 +26,9 @@ from domain.events import Event
 from domain.money import ONE, ZERO, fmt, fmt_ratio
 from domain.positions import Position, PriceAlert
 from domain.prices import Prices, price
-from domain.risk import price_at_ltv
+from domain.risk import Distance, price_at_ltv
 
 MAX_DISTANCE = Decimal("0.9")
-
-
-@dataclass(frozen=True)
-class Distance:
-    """The closest collateral asset of a position to its margin-call price."""
-
-    asset: str
-    price: Decimal
-    margin_call_price: Decimal
-    distance: Decimal  # 1 − P_mc / P
 
 
 @dataclass(frozen=True)
