@@ -229,6 +229,12 @@ class World:
         assert "monitoring channel" in self.say(owner, "/monitor", GROUP)["plain"]
         assert "Shared" in self.say(owner, f"/share {share}".strip(), GROUP)["plain"]
 
+    def stop_bots(self) -> None:
+        """Stop every bot this world started that still runs (the fixtures' clean-up)."""
+        for bot in self.bots:
+            if bot.thread.is_alive():
+                bot.stop()
+
     def pushes(self, chat_id: int, word: str) -> list[dict[str, Any]]:
         return [r for r in self.tg.sent if r["chat_id"] == chat_id and r["method"] == "sendMessage"
                 and word in (r["plain"] or "")]
@@ -249,9 +255,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         try:
             yield w
         finally:
-            for bot in w.bots:
-                if bot.thread.is_alive():
-                    bot.stop()
+            w.stop_bots()
 
 
 def wait(condition: Callable[[], bool], timeout: float = 10) -> None:

@@ -76,7 +76,5 @@ def tw(tmp_path: Path) -> Iterator[TrackWorld]:
         try:
             yield w
         finally:
-            for bot in w.bots:
-                if bot.thread.is_alive():
-                    bot.stop()
+            w.stop_bots()
         assert binance.non_get_requests == 0, "loandesk sent something other than GET to Binance"
