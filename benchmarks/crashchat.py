@@ -2,15 +2,20 @@
 
 A book of N open positions (``benchmarks.sweep.build``, the sweep benchmark's book) plus ``--crash`` (1,000)
 positions of Telegram users at 83% LTV, and ``--users`` (50) people with a healthy position each. The real bot
-(``bot.entry.compose.build_application``: PTB polling the fake Bot API with Telegram's limits on, the scheduler
-polling the fake exchange every second, the notifier) runs in this process. The people chat the whole time — each
-sends a command (``/markets``, ``/positions``, ``/wallet``, ``/position N``, ``/alerts``, ``/help``; every tenth a
-``/repay`` preview, a write), waits for the answer, thinks 1–2 s, and again. After ``--warmup`` seconds the
-collateral of the crash positions falls 10%: one tick margin-calls and liquidates all of them (and warns or
-margin-calls thousands of the bulk book's), and the notifier drains their pushes through the same Telegram budget
-as the replies. Measured over the ``--seconds`` after the fall: reply latency (sending the command at the fake →
-the first answer accepted by the fake) p50 / p95 / max, and the event loop's stalls (a probe on the bot's loop
-sleeps 10 ms again and again; a stall is how late it wakes).
+(``bot.entry.compose.build_application``: PTB polling the fake Bot API with Telegram's limits on, prices streamed
+from the fake exchange, the notifier) runs in this process. The people chat the whole time — each sends a command
+(``/markets``, ``/positions``, ``/wallet``, ``/position N``, ``/alerts``, ``/help``; every tenth a ``/repay``
+preview, a write), waits for the answer, thinks ``--think`` seconds (3–6), and again. After ``--warmup`` seconds
+the collateral of the crash positions falls 10%: a tick margin-calls and liquidates all of them, in parts of
+``LOANDESK_TICK_PART_SECONDS``, and the notifier drains their pushes through the same Telegram budget as the
+replies. Measured over the ``--seconds`` after the fall: reply latency (sending the command at the fake → the
+first answer accepted by the fake) p50 / p95 / max, and the event loop's stalls (a probe on the bot's loop sleeps
+10 ms again and again; a stall is how late it wakes).
+
+The think time decides whether the replies fit in Telegram's budget at all: 30 sends a second for the whole bot,
+of which a push waiting keeps 10 (``bot.telegram.budget``). Fifty people thinking 3–6 s ask for about 11 replies
+a second; thinking 1–2 s (``--think 1-2``) they ask for about 30, more than the budget leaves them while the
+crash's pushes drain, and the replies then queue for their turn to be sent whatever the bot does.
 
 The same run is made twice on the same book: with updates handled concurrently (per chat in order, the default),
 then one at a time (PTB without ``concurrent_updates``), each with its own crash (BTC, then ETH collateral).
@@ -154,11 +159,12 @@ def settle(store: StateStore, catalog: Catalog, prices: dict[str, Decimal], now:
 
 
 class Person(threading.Thread):
-    """Sends a command, waits for the answer, thinks 1–2 s, again, until told to stop."""
+    """Sends a command, waits for the answer, thinks (``think``: a range of seconds), again, until told to stop."""
 
-    def __init__(self, tg: FakeTelegram, user: int, pid: int, stop: threading.Event, seed: int) -> None:
+    def __init__(self, tg: FakeTelegram, user: int, pid: int, stop: threading.Event, seed: int,
+                 think: tuple[float, float]) -> None:
         super().__init__(daemon=True)
-        self.tg, self.user, self.pid, self.stop = tg, user, pid, stop
+        self.tg, self.user, self.pid, self.stop, self.think = tg, user, pid, stop, think
         self.rng = Random(seed)
         self.samples: list[tuple[float, float, bool]] = []  # (sent at, seconds to the answer, a write)
         self.lost = 0
@@ -178,7 +184,7 @@ class Person(threading.Thread):
                 self.samples.append((sent, answer["time"] - sent, write))
             except AssertionError:
                 self.lost += 1
-            self.stop.wait(self.rng.uniform(1.0, 2.0))
+            self.stop.wait(self.rng.uniform(*self.think))
 
 
 def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchange, users: list[tuple[int, int]],
@@ -225,7 +231,7 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
     if not ready.wait(60):
         raise RuntimeError("the bot did not start")
     halt = threading.Event()
-    people = [Person(tg, user, pid, halt, seed=user) for user, pid in users]
+    people = [Person(tg, user, pid, halt, seed=user, think=args.think) for user, pid in users]
     for p in people:
         p.start()
     time.sleep(args.warmup)
@@ -323,11 +329,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp.cleanup()
     c, s = runs["concurrent"], runs["one_at_a_time"]
     return {"positions": args.positions, "database": engine.dialect.name, "users": args.users,
-            "crash_positions": args.crash, "seconds": args.seconds, "build_s": round(build_s, 1),
+            "think_s": list(args.think), "crash_positions": args.crash, "seconds": args.seconds,
+            "build_s": round(build_s, 1),
             **{f"{k}": v for k, v in c.items()},
             **{f"serial_{k}": v for k, v in s.items() if k.startswith(("reply", "read", "loop", "liquidated"))},
             "target_met": bool(c["reply_p95_ms"] is not None and c["reply_p95_ms"] <= 250
                                and c["loop_stall_max_ms"] is not None and c["loop_stall_max_ms"] <= 100)}
+
+
+def _span(text: str) -> tuple[float, float]:
+    low, _, high = text.partition("-")
+    return float(low), float(high or low)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=50, help="people chatting")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of chat before the fall")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured after the fall")
+    parser.add_argument("--think", type=_span, default=(3.0, 6.0), metavar="MIN-MAX",
+                        help="seconds a person thinks between an answer and the next command (default 3-6)")
     parser.add_argument("--database", help="a PostgreSQL URL (a fresh schema is made and dropped)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     http_address: str | None = Field(default=None, alias="LOANDESK_HTTP_ADDRESS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOANDESK_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", alias="LOANDESK_LOG_FORMAT")
+    tick_part_seconds: float = Field(default=0.05, gt=0, alias="LOANDESK_TICK_PART_SECONDS")
     leader_ttl_seconds: float = Field(default=10, ge=2, alias="LOANDESK_LEADER_TTL_SECONDS")
     shutdown_grace_seconds: float = Field(default=20, gt=0, alias="LOANDESK_SHUTDOWN_GRACE_SECONDS")
     bootstrap_retries: int = Field(default=5, ge=-1, alias="LOANDESK_BOOTSTRAP_RETRIES")

@@ -182,13 +182,17 @@ class RowLease:
             with self.engine.begin() as conn:
                 held = self.take(conn)
         except SQLAlchemyError as exc:  # the write lock busy beyond the timeout (a long tick), or the file gone
-            # What we wrote last still stands until it expires: a long tick must not make the leader step down.
-            valid = self._renewed is not None and time.monotonic() - self._renewed < self.ttl.total_seconds() * 0.9
+            valid = self.standing()
             log.warning("leader lock: cannot renew (%s)%s", type(exc).__name__,
                         "; still ours until it expires" if valid else "")
             return valid
         self._renewed = time.monotonic() if held else None
         return held
+
+    def standing(self) -> bool:
+        """Whether what this process wrote last still stands (with a margin before it expires): a long tick that
+        keeps the lease from being renewed must not make the leader step down."""
+        return self._renewed is not None and time.monotonic() - self._renewed < self.ttl.total_seconds() * 0.9
 
     def take(self, conn: Connection) -> bool:
         now = self.clock()

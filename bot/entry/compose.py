@@ -11,6 +11,7 @@ every Bot API call goes through one ``TelegramBudget`` (replies first, pushes by
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -113,6 +114,16 @@ def _requests(metrics: Metrics, timeouts: dict[str, float]) -> tuple[MeasuredReq
 SWITCH_INTERVAL = 0.0005
 
 
+def warm_and_freeze() -> None:
+    """Import the chart library, then move everything alive into the collector's permanent generation
+    (``gc.freeze``). Python's full collections stop every thread, the event loop's too, for as long as they take to
+    walk the heap: with the start-up heap (the libraries, the catalog, matplotlib) left out of them, a crash tick's
+    garbage no longer costs the chat a ~100 ms stall each time (measured in ``benchmarks.crashchat``)."""
+    charts.warm()
+    gc.collect()
+    gc.freeze()
+
+
 def build_application(settings: Settings, prices: PriceSource | None = None, *, clock: Clock = utcnow,
                       monitor: bool = True, feed: PriceSource | None = None, catalog: Catalog | None = None,
                       flood: FloodLimiter | None = None, budget: TelegramBudget | None = None,
@@ -130,7 +141,7 @@ def build_application(settings: Settings, prices: PriceSource | None = None, *, 
     metrics = Metrics()
 
     async def post_init(app: App) -> None:
-        threading.Thread(target=charts.warm, name="loandesk-warm-charts", daemon=True).start()
+        threading.Thread(target=warm_and_freeze, name="loandesk-warm-charts", daemon=True).start()
         if isinstance(source, ExchangePrices):
             await source.start()
         await set_menus(app, desk.operators, settings.demo)

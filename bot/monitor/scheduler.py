@@ -25,16 +25,17 @@ Jobs (each acts only while this process leads):
 - ``digest`` at HH:02: opt-in daily digests (``account_prefs``) once per UTC day at the borrower's hour.
 - ``deliver`` every second: the notifier's retries and paced sends.
 
-A tick is one unit of work around the domain's one tick (``domain.watch.tick``, the function ``loandesk
-simulate`` runs too): accrual caught up from the stored markers (never from counting job runs — APScheduler
-skips missed runs), fixed-loan expiries, auto-protection and price alerts (each in a savepoint, so a failing
-rule never stops the sweep), the risk sweep with the guard's confirmed prices; its events reach the outbox in
-the same commit.
+A tick is the domain's one tick (``domain.watch.tick``, the function ``loandesk simulate`` runs too) in units of
+work of about ``LOANDESK_TICK_PART_SECONDS`` each: accrual caught up from the stored markers (never from counting
+job runs — APScheduler skips missed runs), fixed-loan expiries, auto-protection and price alerts (each in a
+savepoint, so a failing rule never stops the sweep), the risk sweep with the guard's confirmed prices — its
+positions acted on part by part, each part committed with its events in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -51,7 +52,7 @@ from bot.monitor.feed import Coalescer, PriceFeed
 from bot.monitor.notifier import Notifier, Send
 from bot.monitor.prices import QUOTE, ExchangePrices, PriceSource
 from bot.monitor.stream import PriceStream, stream_base_url
-from bot.service.store import StateStore, UnitOfWork
+from bot.service.store import Busy, StateStore, UnitOfWork
 from bot.service.views import position_view
 from bot.settings import Settings
 from domain.desk import Desk
@@ -59,8 +60,8 @@ from domain.events import Event
 from domain.markets import Catalog
 from domain.money import fmt
 from domain.prices import GuardRules, Prices
-from domain.watch.tick import Step, tick
-from storage.leases import Lease, LostLease, lease_for
+from domain.watch.tick import Step, Tick
+from storage.leases import Lease, LostLease, RowLease, lease_for
 from storage.monitoring import Monitoring
 from storage.tracking import SqlTracked
 
@@ -69,6 +70,7 @@ STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the 
 TROUBLE = "flag:price:"  # + asset: raised while that asset's price cannot be used
 WARN_MAX_AGE = timedelta(minutes=5)  # warnings and margin calls use prices at most this old
 STOP_PUSH_SECONDS = 2.0  # at shutdown, how long a push pass may go on (its message in flight)
+PART_SECONDS = 0.05  # a tick acts on positions for about this long per transaction (LOANDESK_TICK_PART_SECONDS)
 LEAD_SECONDS = 1.0  # how often the lease is renewed (leader) or tried (standby)
 Listener = Callable[[bool], Awaitable[None]]
 Observer = Callable[[float, list[Event]], None]
@@ -77,13 +79,15 @@ Reporter = Callable[[str, BaseException], str]
 
 class Monitor:
     def __init__(self, catalog: Catalog, store: StateStore, feed: PriceFeed, notifier: Notifier,
-                 clock: Callable[[], datetime], poll_seconds: float, lease: Lease | None = None) -> None:
+                 clock: Callable[[], datetime], poll_seconds: float, lease: Lease | None = None,
+                 part_seconds: float = PART_SECONDS) -> None:
         self.catalog = catalog
         self.store = store
         self.feed = feed
         self.notifier = notifier
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.part_seconds = part_seconds  # a tick's part ends after about this long (its own transaction)
         self.lease = lease or lease_for(store.engine)
         self.holder = self.lease.holder
         self.scheduler: AsyncIOScheduler | None = None
@@ -182,7 +186,13 @@ class Monitor:
 
     def leader(self) -> bool:
         """Take or renew the lease now (True while this process holds it). ``lead()`` also acts on a change."""
-        return self.lease.acquire()
+        if not isinstance(self.lease, RowLease):
+            return self.lease.acquire()  # PostgreSQL's advisory lock has a connection of its own
+        try:
+            with self.store.gate.turn():  # SQLite's lease row is written by the process's writers, in their turn
+                return self.lease.acquire()
+        except Busy:
+            return self.lease.standing()
 
     async def lead(self) -> bool:
         """Renew or try the lease; on a change tell the ``on_change`` listeners and, when won, poll at once."""
@@ -306,10 +316,21 @@ class Monitor:
     async def _sweep(self) -> None:
         if not self.leading:
             return
+        await self._tick_off_loop(record=True)
+
+    async def _tick_off_loop(self, record: bool = False) -> None:
+        """A tick now on the guard's prices, in a worker thread; the notifier is woken as soon as a part has
+        committed something to tell (a crash's first liquidations go out while the rest are being done)."""
         now = self.clock()
         guard = self.feed.guard
+        loop = asyncio.get_running_loop()
+
+        def told() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(self.wake_notifier)
+
         await asyncio.to_thread(self.tick, guard.newest(now, WARN_MAX_AGE), guard.confirmed(now), now,
-                                guard.corroborated(now), True)
+                                guard.corroborated(now), record, told)
         self.wake_notifier()
 
     def _sweep_failed(self, exc: BaseException) -> None:
@@ -322,15 +343,10 @@ class Monitor:
     async def hourly(self) -> None:
         if not await self.lead():
             return
-        now = self.clock()
-        guard = self.feed.guard
         try:
-            await asyncio.to_thread(self.tick, guard.newest(now, WARN_MAX_AGE), guard.confirmed(now), now,
-                                    guard.corroborated(now))
+            await self._tick_off_loop()
         except LostLease as exc:
             await self.lost(exc)
-            return
-        self.wake_notifier()
 
     def wake_notifier(self) -> None:
         """Start a notifier pass in the background; the caller never waits for it. While a pass runs (it may have
@@ -364,18 +380,40 @@ class Monitor:
     # ----------------------------------------------------------------- the work
 
     def tick(self, prices: Prices, confirmed: Prices, now: datetime, corroborated: Collection[str] = (),
-             record: bool = False) -> list[Event]:
-        """The domain's tick in one transaction; the events are in the outbox when it returns. Commits only while
-        this process still leads (``LostLease`` otherwise, everything rolled back)."""
+             record: bool = False, told: Callable[[], object] | None = None) -> list[Event]:
+        """The domain's tick, in parts of about ``part_seconds`` each in its own transaction (``domain.watch.tick.
+        Tick``): a crash's thousand liquidations never hold the writers' turn for long, and the chat's writes go in
+        between. Each part's events are in the outbox when it commits; each part commits only while this process
+        still leads (``LostLease`` otherwise: that part rolled back, the ones before it stand, and the next tick
+        does the rest). ``told`` is called after each part that committed events."""
         started = time.perf_counter()
-        with self._ticking, self.store.unit_of_work() as uow:
+        events: list[Event] = []
+        with self._ticking:
+            part_started = started
+
+            def enough(_acted: int) -> bool:
+                return time.perf_counter() - part_started >= self.part_seconds
+
+            job = Tick(prices, confirmed, now, corroborated, enough)
+            while not job.done:
+                part_started = time.perf_counter()
+                done = self._tick_part(job, confirmed, now, record and job.parts == 0)
+                if done and told is not None:
+                    told()
+                events += done
+        took = time.perf_counter() - started
+        for observe in self.on_tick:
+            observe(took, events)
+        return events
+
+    def _tick_part(self, job: Tick, confirmed: Prices, now: datetime, record: bool) -> list[Event]:
+        with self.store.unit_of_work() as uow:
             desk = Desk(self.catalog, uow.domain_book)
 
             def shield(step: Step, d: Desk, p: Prices, t: datetime) -> list[Event]:
                 return shielded(uow, step, d, p, t)
 
-            events = tick(desk, prices, confirmed, now, corroborated=corroborated, shield=shield,
-                          tracked=SqlTracked(uow.session))
+            events = job.part(desk, shield=shield, tracked=SqlTracked(uow.session))
             if record:
                 m = Monitoring(uow.session)
                 last = m.last_ticks(a for a in confirmed if a != QUOTE)
@@ -384,9 +422,6 @@ class Monitor:
                         m.record_tick(asset, price, now, "exchange", last.get(asset))
             self.fence(uow)
             uow.commit()
-        took = time.perf_counter() - started
-        for observe in self.on_tick:
-            observe(took, events)
         return events
 
     def tell_operators(self, kind: str, message: str, flag: str | None = None, raise_flag: bool = True,
@@ -479,7 +514,8 @@ def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send:
     feed = PriceFeed(primary, clock, GuardRules.of(catalog.desk), second, [a for a in assets if a != QUOTE])
     notifier = Notifier(store, send, settings.admin_ids, clock)
     lease = lease or lease_for(store.engine, settings.leader_ttl_seconds)
-    monitor = Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, lease)
+    monitor = Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, lease,
+                      settings.tick_part_seconds)
     url = stream_base_url(settings.binance_stream_url)
     if url is not None and not offline and feed.assets:
         monitor.stream_from(url)

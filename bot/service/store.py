@@ -20,23 +20,33 @@ readers' pool, so a unit of work waiting for the database (a crash tick holding 
 own update, never the loop, and waiting writers never hold up a read. ``unit_of_work()`` called on the loop's
 thread is logged (``on_loop = "raise"``: refused, as the loop tests ask). ``unit_of_work(read_only=True)`` is a read
 (no write lock, cannot commit).
+
+The process's writers take turns in the order they came (``WriteGate``): the database's own lock is not fair (SQLite's
+busy handler polls, so a writer that commits and begins again — a crash tick done in parts — would keep it while a
+chat's write sleeps between polls); the gate hands the turn to the longest waiting writer, so between two parts of a
+crash tick every write that was waiting goes through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
+import threading
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from bot.service.usecases import Action, decode, encode
 from domain.book import Book
@@ -56,6 +66,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 DB_THREADS = 8  # units of work at once per pool, writers and readers (SQLite writes one at a time)
 PREVIEW_KEEP = timedelta(days=1)  # how long a used or expired preview is remembered
+WRITE_WAIT_SECONDS = 5.0  # the longest a writer waits for its turn (SQLite's busy timeout is as long)
 SEEN_LIMIT = 20_000  # processed update keys kept (Telegram redelivers within hours, not weeks)
 
 
@@ -160,15 +171,92 @@ def insert_seen(db: Connection, key: str) -> bool:
     return True
 
 
+class Busy(OperationalError):
+    """A writer waited longer than ``WRITE_WAIT_SECONDS`` for its turn: like the database's own lock timeout, nothing
+    was changed (``bot.telegram.handlers.busy_database`` answers it the same way)."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__("waiting for the writers' turn", None,
+                         TimeoutError(f"database is locked: no turn to write within {waited:g} s"))
+
+
+class WriteGate:
+    """One writer at a time in this process, in the order they asked (re-entrant for the thread that holds it)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._queue: deque[tuple[int, threading.Event]] = deque()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me or (self._owner is None and not self._queue):
+                self._owner, self._depth = me, self._depth + 1
+                return True
+            turn = threading.Event()
+            self._queue.append((me, turn))
+        if turn.wait(timeout):
+            return True  # handed over by release()
+        with self._mutex:
+            if turn.is_set():  # handed over just as the wait ran out
+                return True
+            self._queue.remove((me, turn))
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth:
+                return
+            if self._queue:
+                self._owner, turn = self._queue.popleft()
+                self._depth = 1
+                turn.set()
+            else:
+                self._owner = None
+
+    @contextlib.contextmanager
+    def turn(self, timeout: float = WRITE_WAIT_SECONDS) -> Iterator[None]:
+        """Hold the writers' turn for the block (``Busy`` when it does not come within ``timeout``)."""
+        if not self.acquire(timeout):
+            raise Busy(timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class UnitOfWork(StorageUnitOfWork):
-    """The storage unit of work with the bot's tables alongside (``uow.bot``)."""
+    """The storage unit of work with the bot's tables alongside (``uow.bot``); a writing one holds the process's
+    writers' turn (``WriteGate``) from start to end."""
 
     bot: BotTables
 
+    def __init__(self, engine: Engine, gate: WriteGate, *, read_only: bool = False) -> None:
+        super().__init__(engine, read_only=read_only)
+        self._turn = None if read_only else gate.turn()
+
     def __enter__(self) -> UnitOfWork:
-        super().__enter__()
+        if self._turn is not None:
+            self._turn.__enter__()
+        try:
+            super().__enter__()
+        except BaseException:
+            if self._turn is not None:
+                self._turn.__exit__(None, None, None)
+            raise
         self.bot = BotTables(self)
         return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            if self._turn is not None:
+                self._turn.__exit__(None, None, None)
 
     @property
     def domain_book(self) -> Book:
@@ -186,6 +274,7 @@ class StateStore:
         self.engine: Engine = make_engine(url, schema=schema)
         self._executors: dict[str, ThreadPoolExecutor] = {}
         self._warned: set[str] = set()
+        self.gate = WriteGate()
         if migrate:
             upgrade(self.engine)
         self.updates = self._updates_engine()
@@ -209,7 +298,7 @@ class StateStore:
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         if self.on_loop != "allow" and _on_event_loop():
             self._on_loop()
-        return UnitOfWork(self.engine, read_only=read_only)
+        return UnitOfWork(self.engine, self.gate, read_only=read_only)
 
     def _on_loop(self) -> None:
         where = "".join(traceback.format_stack(limit=4)[:-2])

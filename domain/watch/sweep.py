@@ -6,13 +6,15 @@ Warnings and margin calls may use the newest prices; liquidation only uses ``con
 liquidations through. A position whose price is missing is left alone. The candidates come from the book's
 sweep index (``plan`` gives a tick's bounds, ``domain.sweepindex`` explains them): a range query per (pair,
 level), not a scan; each candidate is then judged exactly, in two passes: first every candidate is judged,
-so the breaker sees the whole wave, then each one is acted on.
+so the breaker sees the whole wave, then each one is acted on — all at once, or in parts (``Wave``), each of
+which the live bot commits on its own so that a crash never holds the write lock for long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -48,26 +50,72 @@ def sweep(desk: Desk, prices: Prices, now: datetime, confirmed: Prices | None = 
           use_breaker: bool = True) -> list[Event]:
     """Check every active position that this tick can affect (or the given ones) against its levels; act and
     return the events. ``corroborated``: the assets whose confirmed price both sources agree on."""
-    desk.accrue(now)
-    confirmed = prices if confirmed is None else confirmed
-    if positions is None:
-        positions = desk.book.sweep_candidates(plan(desk, prices, now))
-    judged: list[Judged] = []
-    for p in list(positions):
-        if not p.active or not p.collateral_assets:
-            continue
-        try:
-            judged.append(judge(desk, p, prices, confirmed, now))
-        except Rejected:
-            continue  # no price for one of its assets: nothing can be judged now
-    events: list[Event] = []
-    allowed = True
-    if use_breaker:
-        allowed, notices = breaker.admit(desk, [j.position for j in judged if j.liquidates], corroborated, now)
-        events += notices
-    for j in judged:
-        events += act(desk, j, confirmed, prices, now, allowed)
-    return events
+    wave = Wave.survey(desk, prices, now, confirmed, positions, corroborated, use_breaker)
+    return wave.notices + wave.part(desk)
+
+
+Enough = Callable[[int], bool]  # given how many positions a part has acted on: whether the part ends here
+
+
+@dataclass
+class Wave:
+    """One sweep's work at one tick: every candidate judged at once (the breaker sees the whole wave), then acted
+    on in parts, in the candidates' order. ``part`` acts until ``enough`` says so; a caller that commits each part
+    in its own transaction keeps the write lock for short stretches, and a position is never half acted on (a
+    liquidation and its events are in one part). Candidates left for a later part are read and judged again then
+    (at the wave's prices and time): a repayment in between is seen."""
+
+    prices: Prices
+    confirmed: Prices
+    now: datetime
+    may_liquidate: bool
+    notices: list[Event]  # the breaker's, emitted when the wave was surveyed
+    judged: deque[Judged]  # judged in the surveying part, not acted on yet
+    left: deque[int] = field(default_factory=deque)  # ids of candidates for later parts
+
+    @classmethod
+    def survey(cls, desk: Desk, prices: Prices, now: datetime, confirmed: Prices | None = None,
+               positions: Iterable[Position] | None = None, corroborated: Collection[str] = (),
+               use_breaker: bool = True) -> Wave:
+        desk.accrue(now)
+        confirmed = prices if confirmed is None else confirmed
+        if positions is None:
+            positions = desk.book.sweep_candidates(plan(desk, prices, now))
+        judged = [j for p in list(positions) if (j := _judged(desk, p, prices, confirmed, now)) is not None]
+        allowed, notices = True, list[Event]()
+        if use_breaker:
+            allowed, notices = breaker.admit(desk, [j.position for j in judged if j.liquidates], corroborated, now)
+        return cls(prices, confirmed, now, allowed, notices, deque(judged))
+
+    @property
+    def done(self) -> bool:
+        return not self.judged and not self.left
+
+    def part(self, desk: Desk, enough: Enough | None = None) -> list[Event]:
+        """Act on the next candidates (all of them when ``enough`` is None) with ``desk``; the events in order."""
+        events: list[Event] = []
+        acted = 0
+        while not self.done and not (enough is not None and acted and enough(acted)):
+            if self.judged:
+                j: Judged | None = self.judged.popleft()
+            else:
+                p = desk.book.get_position(self.left.popleft())
+                j = None if p is None else _judged(desk, p, self.prices, self.confirmed, self.now)
+            if j is not None:
+                events += act(desk, j, self.confirmed, self.prices, self.now, self.may_liquidate)
+            acted += 1
+        self.left.extendleft(reversed([j.position.id for j in self.judged]))  # the next part reads them afresh
+        self.judged.clear()
+        return events
+
+
+def _judged(desk: Desk, p: Position, prices: Prices, confirmed: Prices, now: datetime) -> Judged | None:
+    if not p.active or not p.collateral_assets:
+        return None
+    try:
+        return judge(desk, p, prices, confirmed, now)
+    except Rejected:
+        return None  # no price for one of its assets: nothing can be judged now
 
 
 def judge(desk: Desk, p: Position, prices: Prices, confirmed: Prices, now: datetime) -> Judged:

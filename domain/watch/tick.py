@@ -30,7 +30,7 @@ from domain.prices import Prices
 from domain.tracking.watch import TrackedBook, WatchRules, watch_tracked
 from domain.watch.alerts import run_price_alerts
 from domain.watch.protection import run_protection
-from domain.watch.sweep import sweep
+from domain.watch.sweep import Enough, Wave
 
 Step = Callable[[Desk, Prices, datetime], list[Event]]
 Shield = Callable[[Step, Desk, Prices, datetime], list[Event]]
@@ -42,15 +42,45 @@ def unshielded(step: Step, desk: Desk, prices: Prices, now: datetime) -> list[Ev
 
 def tick(desk: Desk, prices: Prices, confirmed: Prices, now: datetime, *, corroborated: Collection[str] = (),
          shield: Shield = unshielded, tracked: TrackedBook | None = None) -> list[Event]:
-    """One tick at ``now``; returns every event it emitted, in order."""
-    events = desk.accrue(now)
-    events += process_fixed(desk, prices, now, confirmed)
-    events += shield(run_protection, desk, prices, now)
-    events += shield(run_price_alerts, desk, prices, now)
-    events += sweep(desk, prices, now, confirmed, corroborated=corroborated)
-    if tracked is not None:
-        events += shield(watch_step(tracked), desk, prices, now)
-    return events
+    """One tick at ``now``, all at once; returns every event it emitted, in order."""
+    return Tick(prices, confirmed, now, corroborated).part(desk, shield=shield, tracked=tracked)
+
+
+class Tick:
+    """One tick done in parts: ``part`` does the next part with the desk it is given, until ``done``.
+
+    The first part runs the steps up to the sweep, judges the sweep's whole wave (the breaker decides on all of
+    it) and acts on its first candidates; each further part acts on the next ones; the tracked positions are
+    judged in the last. ``enough`` (see ``domain.watch.sweep.Wave``) ends a part; without it there is one part, the
+    whole tick. Parts in separate transactions give the same events, in the same order, as one tick at once,
+    except that a change made between two parts (a repayment) is seen by the later one."""
+
+    def __init__(self, prices: Prices, confirmed: Prices, now: datetime, corroborated: Collection[str] = (),
+                 enough: Enough | None = None) -> None:
+        self.prices, self.confirmed, self.now = prices, confirmed, now
+        self.corroborated, self.enough = corroborated, enough
+        self.wave: Wave | None = None
+        self.parts = 0
+
+    @property
+    def done(self) -> bool:
+        return self.wave is not None and self.wave.done
+
+    def part(self, desk: Desk, *, shield: Shield = unshielded, tracked: TrackedBook | None = None) -> list[Event]:
+        events: list[Event] = []
+        prices, now = self.prices, self.now
+        if self.wave is None:
+            events += desk.accrue(now)
+            events += process_fixed(desk, prices, now, self.confirmed)
+            events += shield(run_protection, desk, prices, now)
+            events += shield(run_price_alerts, desk, prices, now)
+            self.wave = Wave.survey(desk, prices, now, self.confirmed, corroborated=self.corroborated)
+            events += self.wave.notices
+        events += self.wave.part(desk, self.enough)
+        self.parts += 1
+        if self.wave.done and tracked is not None:
+            events += shield(watch_step(tracked), desk, prices, now)
+        return events
 
 
 def watch_step(tracked: TrackedBook) -> Step:
