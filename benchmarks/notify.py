@@ -6,8 +6,8 @@ The book is real: N flexible positions opened through the engine (``borrow``) by
 borrowers (every fifth one has a second position on the other collateral, so some private chats fold two
 events), with initial LTVs placed so that a 30% fall of BTC and ETH liquidates about a quarter of them, puts
 about 30% in margin call and warns the rest. A few monitoring groups share all positions of some borrowers.
-The crash itself is one ``domain.sweep.sweep`` in one unit of work at the fallen prices, exactly what the
-scheduler's tick does, so the outbox holds N real events written with the state changes. Then the bot starts
+The crash itself is one ``domain.watch.sweep.sweep`` in one unit of work at the fallen prices (the scheduler's
+tick does the same in parts), so the outbox holds N real events written with the state changes. Then the bot starts
 (``bot.entry.compose.build_application``: PTB, the scheduler, the notifier) and delivers; the benchmark waits until
 every delivery row is sent.
 

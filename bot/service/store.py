@@ -230,13 +230,13 @@ class WriteGate:
 
 class UnitOfWork(StorageUnitOfWork):
     """The storage unit of work with the bot's tables alongside (``uow.bot``); a writing one holds the process's
-    writers' turn (``WriteGate``) from start to end."""
+    writers' turn (``gate``, the store's ``WriteGate``) from start to end."""
 
     bot: BotTables
 
-    def __init__(self, engine: Engine, gate: WriteGate, *, read_only: bool = False) -> None:
+    def __init__(self, engine: Engine, gate: WriteGate | None = None, *, read_only: bool = False) -> None:
         super().__init__(engine, read_only=read_only)
-        self._turn = None if read_only else gate.turn()
+        self._turn = None if read_only or gate is None else gate.turn()
 
     def __enter__(self) -> UnitOfWork:
         if self._turn is not None:
