@@ -10,7 +10,12 @@ prices (warnings, margin calls, protection, alerts); ``confirmed`` are the ones 
 
 Tracked positions (loans held elsewhere, ``domain.tracking``) are judged last, on the same prices, when the
 caller passes their book: warnings, margin calls and "liquidation near" at the lender's own levels, never a
-liquidation and never a ledger entry. Their events join the desk's in the same outbox commit.
+liquidation and never a ledger entry. Their events go to the outbox in the tick's (last part's) commit.
+
+The live bot does a tick in parts (``Tick``), each in its own transaction, so that a crash's thousand liquidations
+never hold the write lock for seconds: the first part runs the steps up to the sweep and judges the sweep's whole
+wave; the parts act on it a few positions at a time; the last judges the tracked positions. ``loandesk simulate``
+and the backtests do a tick at once (``tick``); both give the same events in the same order.
 
 The two steps that act on the borrower's own rules run through ``shield``: the live bot passes one that runs a
 step inside a savepoint and undoes it if it fails, so a broken rule never stops margin calls or liquidations; the
