@@ -3,14 +3,15 @@
 A book of N open positions (``benchmarks.sweep.build``, the sweep benchmark's book) plus ``--crash`` (1,000)
 positions of Telegram users at 83% LTV, and ``--users`` (50) people with a healthy position each. The real bot
 (``bot.entry.compose.build_application``: PTB polling the fake Bot API with Telegram's limits on, prices streamed
-from the fake exchange, the notifier) runs in this process. The people chat the whole time — each sends a command
-(``/markets``, ``/positions``, ``/wallet``, ``/position N``, ``/alerts``, ``/help``; every tenth a ``/repay``
-preview, a write), waits for the answer, thinks ``--think`` seconds (3–6), and again. After ``--warmup`` seconds
-the collateral of the crash positions falls 10%: a tick margin-calls and liquidates all of them, in parts of
-``LOANDESK_TICK_PART_SECONDS``, and the notifier drains their pushes through the same Telegram budget as the
-replies. Measured over the ``--seconds`` after the fall: reply latency (sending the command at the fake → the
-first answer accepted by the fake) p50 / p95 / max, and the event loop's stalls (a probe on the bot's loop sleeps
-10 ms again and again; a stall is how late it wakes).
+from the fake exchange, the notifier) runs in a process of its own (``--serve``), as in production; the people,
+the fakes and the measuring run in this one, so they do not compete with the bot for its GIL. The people chat the
+whole time — each sends a command (``/markets``, ``/positions``, ``/wallet``, ``/position N``, ``/alerts``,
+``/help``; every tenth a ``/repay`` preview, a write), waits for the answer, thinks ``--think`` seconds (3–6), and
+again. After ``--warmup`` seconds the collateral of the crash positions falls 10%: a tick margin-calls and
+liquidates all of them, in parts of ``LOANDESK_TICK_PART_SECONDS``, and the notifier drains their pushes through
+the same Telegram budget as the replies. Measured over the ``--seconds`` after the fall: reply latency (sending the
+command at the fake → the first answer accepted by the fake) p50 / p95 / max, the event loop's stalls (a probe on
+the bot's loop sleeps 10 ms again and again; a stall is how late it wakes), and the CPU cores each process used.
 
 The think time decides whether the replies fit in Telegram's budget at all: 30 sends a second for the whole bot,
 of which a push waiting keeps 10 (``bot.telegram.budget``). Fifty people thinking 3–6 s ask for about 11 replies
@@ -26,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import queue
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +41,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from random import Random
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine, func, select, update
 
@@ -74,13 +79,14 @@ COMMANDS = ("/markets", "/positions", "/wallet", "/position {pid}", "/alerts", "
 
 
 class Clock:
-    """The desk's business time: the book's T0 plus real time elapsed (accrual stays small)."""
+    """The desk's business time: the book's T0 plus real time elapsed since ``started`` (``time.time()``; the
+    benchmark's and the bot's process share it), so accrual stays small."""
 
-    def __init__(self) -> None:
-        self.t0 = time.monotonic() - 1.0
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.time() - 1.0 if started is None else started
 
     def __call__(self) -> datetime:
-        return T0 + timedelta(seconds=time.monotonic() - self.t0)
+        return T0 + timedelta(seconds=time.time() - self.started)
 
 
 def build(engine: Engine, n: int, catalog: Catalog) -> None:
@@ -190,46 +196,16 @@ class Person(threading.Thread):
 def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchange, users: list[tuple[int, int]],
             crash_asset: str, prices: dict[str, Decimal], doomed: list[int], args: argparse.Namespace,
             concurrent: bool, engine: Engine, clock: Clock, markets: Path) -> dict[str, Any]:
-    settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=tg.base_url,
-                        LOANDESK_BINANCE_URL=exchange.url,
-                        LOANDESK_BINANCE_STREAM_URL=exchange.stream_url, LOANDESK_DATABASE_URL=url,
-                        LOANDESK_DATABASE_SCHEMA=schema, LOANDESK_ADMIN_IDS=frozenset({OPERATOR}),
-                        LOANDESK_PRICE_POLL_SECONDS=1, LOANDESK_MIGRATE_ON_START=False,
-                        LOANDESK_MARKETS_FILE=str(markets),
-                        # a SQLite lease cannot be renewed while the crash tick holds the write lock, and a tick
-                        # longer than the lease rolls itself back (the fence): room for a long tick here
-                        LOANDESK_LEADER_TTL_SECONDS=LEASE_SECONDS)
-    lags: list[tuple[float, float]] = []
-    ticks: list[tuple[float, float, int]] = []  # (ended at, seconds, events)
-    loop = asyncio.new_event_loop()
-    ready, finished = threading.Event(), threading.Event()
-    stop_box: list[asyncio.Event] = []
-
-    async def probe(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            t = time.monotonic()
-            await asyncio.sleep(PROBE_SECONDS)
-            lags.append((t, time.monotonic() - t - PROBE_SECONDS))
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        stop_box.append(stop)
-        app = build_application(settings, clock=clock, concurrent=concurrent, get_updates_read_timeout=3,
-                                read_timeout=3)
-        app.bot_data["monitor"].on_tick.append(lambda took, events: ticks.append((time.monotonic(), took,
-                                                                                  len(events))))
-        watch = asyncio.create_task(probe(stop))
-        await run_app(app, stop, started=ready.set, poll_interval=0, timeout=1)
-        await watch
-
-    def serve() -> None:
-        loop.run_until_complete(main())
-        finished.set()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    if not ready.wait(60):
-        raise RuntimeError("the bot did not start")
+    config = {"telegram": tg.base_url, "exchange": exchange.url, "stream": exchange.stream_url, "database": url,
+              "schema": schema, "markets": str(markets), "concurrent": concurrent, "started": clock.started}
+    bot = subprocess.Popen([sys.executable, "-m", "benchmarks.crashchat", "--serve", json.dumps(config)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+                               str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))})
+    assert bot.stdin is not None and bot.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_forward, args=(bot.stdout, lines), daemon=True).start()
+    _expect(lines, READY, 120)
     halt = threading.Event()
     people = [Person(tg, user, pid, halt, seed=user, think=args.think) for user, pid in users]
     for p in people:
@@ -237,11 +213,12 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
     time.sleep(args.warmup)
     before = len(tg.sent)
     crashed = {a: (p * FALL if a == crash_asset else p) for a, p in prices.items()}
-    fell = time.monotonic()
+    fell, fell_wall, harness_cpu = time.monotonic(), time.time(), time.process_time()
     for asset, price in crashed.items():
         if asset != "USDT":
             exchange.set_price(asset, str(price))
     time.sleep(args.seconds)
+    harness_cpu = time.process_time() - harness_cpu
     halt.set()
     for p in people:
         p.join(35)
@@ -255,15 +232,19 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
     deadline = time.monotonic() + 300
     while liquidated() < len(doomed) and time.monotonic() < deadline:  # the next run starts after this crash
         time.sleep(1)
+    bot.stdin.write("stop\n")
+    bot.stdin.flush()
+    measured = json.loads(_expect(lines, RESULT, 120))
+    bot.wait(60)
+    lags = measured["lags"]
+    ticks = measured["ticks"]
     window = [s for p in people for s in p.samples if s[0] >= fell]
     latencies = [s[1] * 1000 for s in window]
     reads = [s[1] * 1000 for s in window if not s[2]]
-    stalls = [lag * 1000 for t, lag in lags if t >= fell]
+    window_lags = [(lag, cpu) for t, lag, cpu in lags if fell_wall <= t <= fell_wall + args.seconds]
+    stalls = [lag * 1000 for lag, _ in window_lags]
+    bot_cpu = (window_lags[-1][1] - window_lags[0][1]) / args.seconds if window_lags else None
     pushes = [r for r in tg.sent[before:] if r["chat_id"] >= FIRST_OWNER["BTC"]]
-    loop.call_soon_threadsafe(stop_box[0].set)
-    finished.wait(60)
-    thread.join(10)
-    loop.close()
     return {
         "replies": len(latencies), "lost_replies": sum(p.lost for p in people),
         "reply_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
@@ -273,11 +254,72 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
         "loop_stall_max_ms": round(max(stalls), 1) if stalls else None,
         "loop_stall_p99_ms": round(pct(stalls, 0.99), 1) if stalls else None,
         "liquidated": int(gone), "of": len(doomed), "pushes_sent": len(pushes),
-        "crash_tick_s": round(max((took for t, took, _ in ticks if t >= fell), default=0.0), 2),
-        "crash_tick_events": max((n for t, _, n in ticks if t >= fell), default=0),
+        "crash_tick_s": round(max((took for t, took, _ in ticks if t >= fell_wall), default=0.0), 2),
+        "crash_tick_events": max((n for t, _, n in ticks if t >= fell_wall), default=0),
         "first_push_after_s": round(min((r["time"] for r in pushes), default=fell) - fell, 2),
         "http_429": sum(1 for r in tg.requests if r["status"] == 429),
+        # CPU cores used over the window: the bot's process, and this one's (the people and the fakes)
+        "bot_cpu_cores": round(bot_cpu, 2) if bot_cpu is not None else None,
+        "harness_cpu_cores": round(harness_cpu / args.seconds, 2),
     }
+
+
+READY = "crashchat-bot-ready"
+RESULT = "crashchat-bot-result "
+
+
+def _forward(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+def _expect(lines: queue.Queue[str], marker: str, timeout: float) -> str:
+    """The rest of the bot process's first output line that starts with ``marker``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError(f"the bot process did not say {marker.strip()!r} within {timeout:g} s") from None
+        if line.startswith(marker):
+            return line[len(marker):]
+
+
+def serve(config: dict[str, Any]) -> None:
+    """The bot alone in this process (``--serve``), as it runs in production: the people, the fakes and the
+    measuring stay in the benchmark's process and do not compete with the bot for its GIL. The event loop's lag
+    (a 10 ms sleep probe) and the ticks are recorded here and printed when a line arrives on stdin."""
+    settings = Settings(TELEGRAM_BOT_TOKEN=TOKEN, LOANDESK_TELEGRAM_BASE_URL=config["telegram"],
+                        LOANDESK_BINANCE_URL=config["exchange"], LOANDESK_BINANCE_STREAM_URL=config["stream"],
+                        LOANDESK_DATABASE_URL=config["database"], LOANDESK_DATABASE_SCHEMA=config["schema"],
+                        LOANDESK_ADMIN_IDS=frozenset({OPERATOR}), LOANDESK_PRICE_POLL_SECONDS=1,
+                        LOANDESK_MIGRATE_ON_START=False, LOANDESK_MARKETS_FILE=config["markets"],
+                        # a lease renewal waits its turn behind the tick's parts: room for a slow machine
+                        LOANDESK_LEADER_TTL_SECONDS=LEASE_SECONDS)
+    lags: list[tuple[float, float, float]] = []  # (time.time() when the probe slept, seconds late, CPU seconds used)
+    ticks: list[tuple[float, float, int]] = []  # (time.time() when it ended, seconds, events)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=lambda: (sys.stdin.readline(), loop.call_soon_threadsafe(stop.set)),
+                         daemon=True).start()
+        app = build_application(settings, clock=Clock(config["started"]), concurrent=config["concurrent"],
+                                get_updates_read_timeout=3, read_timeout=3)
+        app.bot_data["monitor"].on_tick.append(lambda took, events: ticks.append((time.time(), took, len(events))))
+
+        async def probe() -> None:
+            while not stop.is_set():
+                t = time.monotonic()
+                await asyncio.sleep(PROBE_SECONDS)
+                lags.append((time.time(), time.monotonic() - t - PROBE_SECONDS, time.process_time()))
+
+        watch = asyncio.create_task(probe())
+        await run_app(app, stop, started=lambda: print(READY, flush=True), poll_interval=0, timeout=1)
+        await watch
+
+    asyncio.run(main())
+    print(RESULT + json.dumps({"lags": lags, "ticks": ticks}), flush=True)
 
 
 def roomy_markets(folder: Path) -> Path:
@@ -353,7 +395,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds a person thinks between an answer and the next command (default 3-6)")
     parser.add_argument("--database", help="a PostgreSQL URL (a fresh schema is made and dropped)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # the bot's own process (JSON settings)
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(json.loads(args.serve))
+        return 0
     result = run(args)
     report(result, args.json)
     return 0

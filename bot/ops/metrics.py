@@ -8,7 +8,7 @@ are read from the database at scrape time (``bot.ops.probe``), so every instance
 ``loandesk_leader``                                 1 while this instance leads (scheduler, sweeps, pushes)
 ``loandesk_leader_changes_total``                   times this instance started or stopped leading
 ``loandesk_price_age_seconds{asset}``               age of the last accepted price (leader only: standbys do not poll)
-``loandesk_sweep_duration_seconds``                 one tick's unit of work (accrual … sweep, commit included)
+``loandesk_sweep_duration_seconds``                 one tick, all its parts (accrual … sweep, commits included)
 ``loandesk_positions{band}``                        active positions: below_warning, warning, margin_call, direct
 ``loandesk_margin_calls_total``                     margin calls (and reminders) this instance's ticks wrote
 ``loandesk_liquidations_total``                     liquidations this instance's ticks wrote
@@ -50,7 +50,7 @@ class Metrics:
         self.leader = Gauge("loandesk_leader", "1 while this instance leads (scheduler, sweeps, pushes)", registry=r)
         self.leader_changes = Counter("loandesk_leader_changes", "Times this instance started or stopped leading",
                                       registry=r)
-        self.sweep_seconds = Histogram("loandesk_sweep_duration_seconds", "One tick's unit of work, commit included",
+        self.sweep_seconds = Histogram("loandesk_sweep_duration_seconds", "One tick, all its parts, commits included",
                                        buckets=SWEEP_BUCKETS, registry=r)
         self.margin_calls = Counter("loandesk_margin_calls", "Margin calls (and reminders) written by this instance",
                                     registry=r)

@@ -171,3 +171,19 @@ def test_a_write_that_cannot_get_the_lock_in_time_is_told_so_and_changes_nothing
         bot.tg.wait_until(lambda: len(to(bot, ANN, since)) >= 1, timeout=15)  # SQLite's busy timeout is 5 s
     assert to(bot, ANN, since) == [BUSY]
     assert "empty" in bot.say(ANN, "/wallet")["plain"]
+
+
+def test_httpcore_finds_the_async_library_without_a_search_of_sys_path() -> None:
+    """httpcore asks which async library runs every request (``import sniffio`` inside the call). Without sniffio
+    installed that import failed every time after searching all of ``sys.path`` — file-system calls on the event
+    loop, stalls of 100-250 ms in a crash; installed, it is a dictionary lookup."""
+    import asyncio
+    import sys
+
+    from httpcore._synchronization import current_async_library
+
+    async def ask() -> str:
+        return current_async_library()
+
+    assert asyncio.run(ask()) == "asyncio"
+    assert "sniffio" in sys.modules
