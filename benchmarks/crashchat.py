@@ -205,63 +205,67 @@ def one_run(url: str, schema: str | None, tg: FakeTelegram, exchange: FakeExchan
     assert bot.stdin is not None and bot.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_forward, args=(bot.stdout, lines), daemon=True).start()
-    _expect(lines, READY, 120)
-    halt = threading.Event()
-    people = [Person(tg, user, pid, halt, seed=user, think=args.think) for user, pid in users]
-    for p in people:
-        p.start()
-    time.sleep(args.warmup)
-    before = len(tg.sent)
-    crashed = {a: (p * FALL if a == crash_asset else p) for a, p in prices.items()}
-    fell, fell_wall, harness_cpu = time.monotonic(), time.time(), time.process_time()
-    for asset, price in crashed.items():
-        if asset != "USDT":
-            exchange.set_price(asset, str(price))
-    time.sleep(args.seconds)
-    harness_cpu = time.process_time() - harness_cpu
-    halt.set()
-    for p in people:
-        p.join(35)
+    try:
+        _expect(lines, READY, 120)
+        halt = threading.Event()
+        people = [Person(tg, user, pid, halt, seed=user, think=args.think) for user, pid in users]
+        for p in people:
+            p.start()
+        time.sleep(args.warmup)
+        before = len(tg.sent)
+        crashed = {a: (p * FALL if a == crash_asset else p) for a, p in prices.items()}
+        fell, fell_wall, harness_cpu = time.monotonic(), time.time(), time.process_time()
+        for asset, price in crashed.items():
+            if asset != "USDT":
+                exchange.set_price(asset, str(price))
+        time.sleep(args.seconds)
+        harness_cpu = time.process_time() - harness_cpu
+        halt.set()
+        for p in people:
+            p.join(35)
 
-    def liquidated() -> int:
-        with engine.execution_options(**{READ_ONLY: True}).connect() as conn:  # no wait for the tick's lock
-            return int(conn.execute(select(func.count()).select_from(positions).where(
-                positions.c.id.in_(doomed), positions.c.status == "liquidated")).scalar_one())
+        def liquidated() -> int:
+            with engine.execution_options(**{READ_ONLY: True}).connect() as conn:  # no wait for the tick's lock
+                return int(conn.execute(select(func.count()).select_from(positions).where(
+                    positions.c.id.in_(doomed), positions.c.status == "liquidated")).scalar_one())
 
-    gone = liquidated()
-    deadline = time.monotonic() + 300
-    while liquidated() < len(doomed) and time.monotonic() < deadline:  # the next run starts after this crash
-        time.sleep(1)
-    bot.stdin.write("stop\n")
-    bot.stdin.flush()
-    measured = json.loads(_expect(lines, RESULT, 120))
-    bot.wait(60)
-    lags = measured["lags"]
-    ticks = measured["ticks"]
-    window = [s for p in people for s in p.samples if s[0] >= fell]
-    latencies = [s[1] * 1000 for s in window]
-    reads = [s[1] * 1000 for s in window if not s[2]]
-    window_lags = [(lag, cpu) for t, lag, cpu in lags if fell_wall <= t <= fell_wall + args.seconds]
-    stalls = [lag * 1000 for lag, _ in window_lags]
-    bot_cpu = (window_lags[-1][1] - window_lags[0][1]) / args.seconds if window_lags else None
-    pushes = [r for r in tg.sent[before:] if r["chat_id"] >= FIRST_OWNER["BTC"]]
-    return {
-        "replies": len(latencies), "lost_replies": sum(p.lost for p in people),
-        "reply_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "reply_p95_ms": round(pct(latencies, 0.95), 1) if latencies else None,
-        "reply_max_ms": round(max(latencies), 1) if latencies else None,
-        "read_reply_p95_ms": round(pct(reads, 0.95), 1) if reads else None,
-        "loop_stall_max_ms": round(max(stalls), 1) if stalls else None,
-        "loop_stall_p99_ms": round(pct(stalls, 0.99), 1) if stalls else None,
-        "liquidated": int(gone), "of": len(doomed), "pushes_sent": len(pushes),
-        "crash_tick_s": round(max((took for t, took, _ in ticks if t >= fell_wall), default=0.0), 2),
-        "crash_tick_events": max((n for t, _, n in ticks if t >= fell_wall), default=0),
-        "first_push_after_s": round(min((r["time"] for r in pushes), default=fell) - fell, 2),
-        "http_429": sum(1 for r in tg.requests if r["status"] == 429),
-        # CPU cores used over the window: the bot's process, and this one's (the people and the fakes)
-        "bot_cpu_cores": round(bot_cpu, 2) if bot_cpu is not None else None,
-        "harness_cpu_cores": round(harness_cpu / args.seconds, 2),
-    }
+        gone = liquidated()
+        deadline = time.monotonic() + 300
+        while liquidated() < len(doomed) and time.monotonic() < deadline:  # the next run starts after this crash
+            time.sleep(1)
+        bot.stdin.write("stop\n")
+        bot.stdin.flush()
+        measured = json.loads(_expect(lines, RESULT, 120))
+        bot.wait(60)
+        lags = measured["lags"]
+        ticks = measured["ticks"]
+        window = [s for p in people for s in p.samples if s[0] >= fell]
+        latencies = [s[1] * 1000 for s in window]
+        reads = [s[1] * 1000 for s in window if not s[2]]
+        window_lags = [(lag, cpu) for t, lag, cpu in lags if fell_wall <= t <= fell_wall + args.seconds]
+        stalls = [lag * 1000 for lag, _ in window_lags]
+        bot_cpu = (window_lags[-1][1] - window_lags[0][1]) / args.seconds if window_lags else None
+        pushes = [r for r in tg.sent[before:] if r["chat_id"] >= FIRST_OWNER["BTC"]]
+        return {
+            "replies": len(latencies), "lost_replies": sum(p.lost for p in people),
+            "reply_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+            "reply_p95_ms": round(pct(latencies, 0.95), 1) if latencies else None,
+            "reply_max_ms": round(max(latencies), 1) if latencies else None,
+            "read_reply_p95_ms": round(pct(reads, 0.95), 1) if reads else None,
+            "loop_stall_max_ms": round(max(stalls), 1) if stalls else None,
+            "loop_stall_p99_ms": round(pct(stalls, 0.99), 1) if stalls else None,
+            "liquidated": int(gone), "of": len(doomed), "pushes_sent": len(pushes),
+            "crash_tick_s": round(max((took for t, took, _ in ticks if t >= fell_wall), default=0.0), 2),
+            "crash_tick_events": max((n for t, _, n in ticks if t >= fell_wall), default=0),
+            "first_push_after_s": round(min((r["time"] for r in pushes), default=fell) - fell, 2),
+            "http_429": sum(1 for r in tg.requests if r["status"] == 429),
+            # CPU cores used over the window: the bot's process, and this one's (the people and the fakes)
+            "bot_cpu_cores": round(bot_cpu, 2) if bot_cpu is not None else None,
+            "harness_cpu_cores": round(harness_cpu / args.seconds, 2),
+        }
+    finally:
+        if bot.poll() is None:  # the run failed: no bot left behind
+            bot.kill()
 
 
 READY = "crashchat-bot-ready"

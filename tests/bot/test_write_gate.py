@@ -3,8 +3,10 @@ crash tick liquidates goes through between two of its parts, not after the whole
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +28,7 @@ D = Decimal
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
@@ -38,6 +40,10 @@ def writes(gate: WriteGate, done: list[object], what: object) -> None:
         done.append(what)
 
 
+def queued(gate: WriteGate, n: int) -> bool:
+    return len(gate._queue) == n
+
+
 def test_writers_take_turns_in_the_order_they_asked() -> None:
     gate = WriteGate()
     order: list[object] = []
@@ -46,7 +52,7 @@ def test_writers_take_turns_in_the_order_they_asked() -> None:
     for n in range(5):
         t = threading.Thread(target=writes, args=(gate, order, n))
         t.start()
-        wait_until(lambda n=n: len(gate._queue) == n + 1)  # n+1 waiting, in this order
+        wait_until(functools.partial(queued, gate, n + 1))  # n+1 waiting, in this order
         threads.append(t)
     assert order == []  # nobody writes while the turn is held
     gate.release()

@@ -4,6 +4,7 @@ is seen by the later one; the circuit breaker decides once for the whole wave.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,11 +14,12 @@ from hypothesis import strategies as st
 from domain.book import MemoryBook
 from domain.checks import ledger_problems
 from domain.desk import Desk
+from domain.events import Event
 from domain.loans.borrow import borrow
 from domain.loans.common import BorrowRequest
 from domain.loans.flexible import collateral_for_ltv
 from domain.loans.servicing import repay
-from domain.markets import load_catalog
+from domain.markets import Catalog, load_catalog
 from domain.watch.tick import Tick, tick
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -26,7 +28,7 @@ PRICES = {"USDT": D(1), "BTC": D(50000), "ETH": D(2500)}
 CATALOG = load_catalog()
 
 
-def book_at(ltvs: list[tuple[str, Decimal]], catalog=CATALOG) -> Desk:  # type: ignore[no-untyped-def]
+def book_at(ltvs: list[tuple[str, Decimal]], catalog: Catalog = CATALOG) -> Desk:
     """One 1,000 USDT Flexible loan per (collateral, LTV), each its own borrower."""
     desk = Desk(catalog, MemoryBook())
     for i, (asset, ltv) in enumerate(ltvs):
@@ -38,9 +40,10 @@ def book_at(ltvs: list[tuple[str, Decimal]], catalog=CATALOG) -> Desk:  # type: 
 
 
 def in_parts(desk: Desk, prices: dict[str, Decimal], now: datetime, per_part: int,
-             between: list | None = None) -> tuple[list, int]:  # type: ignore[type-arg]
+             between: list[Callable[[Desk], object]] | None = None) -> tuple[list[Event], int]:
+    """The tick in parts of ``per_part`` positions; ``between``: what happens after each part but the last."""
     job = Tick(prices, prices, now, ("BTC", "ETH"), enough=lambda acted: acted >= per_part)
-    events = []
+    events: list[Event] = []
     while not job.done:
         events += job.part(desk)
         if between and not job.done:
@@ -82,7 +85,8 @@ def test_a_repayment_between_two_parts_is_seen_by_the_later_one() -> None:
     events, parts = in_parts(desk, fallen, now, 1, [b1_repays_in_full, lambda d: None])
     assert parts == 3
     assert [(e.type, e.position) for e in events] == [("liquidated", 1), ("liquidated", 3)]
-    assert desk.book.get_position(2).status == "closed"  # type: ignore[union-attr]
+    repaid = desk.book.get_position(2)
+    assert repaid is not None and repaid.status == "closed"
 
 
 def test_the_breaker_decides_once_for_the_whole_wave() -> None:
@@ -91,7 +95,7 @@ def test_the_breaker_decides_once_for_the_whole_wave() -> None:
     now = T0 + timedelta(hours=1)
     fallen = {**PRICES, "BTC": D(40000)}
     job = Tick(fallen, fallen, now, (), enough=lambda acted: acted >= 7)
-    events = []
+    events: list[Event] = []
     while not job.done:
         events += job.part(desk)
     assert job.parts == 9  # 60 positions, 7 a part
