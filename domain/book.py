@@ -9,7 +9,7 @@ it changes anything, then calls the ``save_*`` methods.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -38,6 +38,7 @@ class Book(Protocol):
     def new_position_id(self) -> int: ...
     def save_position(self, position: Position) -> None: ...
     def get_position(self, pid: int) -> Position | None: ...
+    def get_positions(self, pids: Sequence[int]) -> list[Position]: ...  # those that exist, in the order asked
     def find_flexible(self, owner: str, loan: str, collateral: str) -> Position | None: ...
     def positions_of(self, owner: str) -> list[Position]: ...
     def active_positions(self) -> Iterable[Position]: ...
@@ -121,6 +122,9 @@ class MemoryBook:
 
     def get_position(self, pid: int) -> Position | None:
         return self.positions.get(pid)
+
+    def get_positions(self, pids: Sequence[int]) -> list[Position]:
+        return [self.positions[pid] for pid in pids if pid in self.positions]
 
     def find_flexible(self, owner: str, loan: str, collateral: str) -> Position | None:
         for p in self.positions.values():

@@ -10,7 +10,7 @@ Events go to the outbox table in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -188,6 +188,14 @@ class SqlBook(ProtectionTables):
             return self._positions[pid]
         found = self._load(positions.c.id == pid)
         return found[0] if found else None
+
+    def get_positions(self, pids: Sequence[int]) -> list[Position]:
+        """The positions of ``pids`` that exist, in that order, in a query per ``CHUNK`` ids."""
+        ids = list(pids)
+        found: dict[int, Position] = {}
+        for start in range(0, len(ids), sweepindex.CHUNK):
+            found.update((p.id, p) for p in self._load(positions.c.id.in_(ids[start:start + sweepindex.CHUNK])))
+        return [found[pid] for pid in ids if pid in found]
 
     def find_flexible(self, owner: str, loan: str, collateral: str) -> Position | None:
         rows = self._load(and_(positions.c.owner == owner, positions.c.product == Product.FLEXIBLE.value,

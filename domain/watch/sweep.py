@@ -55,6 +55,7 @@ def sweep(desk: Desk, prices: Prices, now: datetime, confirmed: Prices | None = 
 
 
 Enough = Callable[[int], bool]  # given how many positions a part has acted on: whether the part ends here
+READ_AHEAD = 25  # candidates left for a later part are read this many at a time
 
 
 @dataclass
@@ -96,13 +97,12 @@ class Wave:
         events: list[Event] = []
         acted = 0
         while not self.done and not (enough is not None and acted and enough(acted)):
-            if self.judged:
-                j: Judged | None = self.judged.popleft()
-            else:
-                p = desk.book.get_position(self.left.popleft())
-                j = None if p is None else _judged(desk, p, self.prices, self.confirmed, self.now)
-            if j is not None:
-                events += act(desk, j, self.confirmed, self.prices, self.now, self.may_liquidate)
+            if not self.judged:  # read the next few left for this part, in one go, and judge them afresh
+                ids = [self.left.popleft() for _ in range(min(READ_AHEAD, len(self.left)))]
+                self.judged.extend(j for p in desk.book.get_positions(ids)
+                                   if (j := _judged(desk, p, self.prices, self.confirmed, self.now)) is not None)
+                continue
+            events += act(desk, self.judged.popleft(), self.confirmed, self.prices, self.now, self.may_liquidate)
             acted += 1
         self.left.extendleft(reversed([j.position.id for j in self.judged]))  # the next part reads them afresh
         self.judged.clear()
