@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.orm import Session
 
-from bot.monitor.scheduler import build_monitor
+from bot.monitor.scheduler import Monitor, build_monitor
 from bot.render.common import Reply
 from bot.service.store import Busy, StateStore, WriteGate
 from bot.settings import Settings
@@ -93,13 +94,14 @@ async def _nothing_sent(chat_id: int, reply: Reply) -> int:
     return 1
 
 
-def test_a_write_during_a_crash_tick_goes_in_between_two_parts(tmp_path: Path) -> None:
+def crash_desk(tmp_path: Path, n: int, part_seconds: float) -> tuple[StateStore, Monitor]:
+    """``n`` loans at 75% LTV (a 20% fall to BTC 40,000 takes each to 93.75%: liquidated, breaker off) and a leading
+    monitor whose tick acts for ``part_seconds`` a part."""
     url = f"sqlite:///{tmp_path / 'desk.db'}"
     catalog = load_catalog().with_overrides({"desk": {"breaker_share": "1", "breaker_asset_share": "1"}})
     store = StateStore(url)
     prices = {"USDT": D(1), "BTC": D(50000)}
-    n = 120
-    with store.unit_of_work() as uow:  # 120 loans at 75% LTV: a 20% fall takes each to 93.75%, liquidated
+    with store.unit_of_work() as uow:
         desk = Desk(catalog, uow.domain_book)
         for i in range(n):
             desk.deposit(f"b{i}", "BTC", D("0.8"), T0)
@@ -107,27 +109,35 @@ def test_a_write_during_a_crash_tick_goes_in_between_two_parts(tmp_path: Path) -
         uow.commit()
     monitor = build_monitor(Settings(TELEGRAM_BOT_TOKEN="1:x", LOANDESK_DATABASE_URL=url), catalog, store,
                             _nothing_sent, lambda: T0 + timedelta(hours=1))
-    monitor.part_seconds = 0.02  # a few positions a part
+    monitor.part_seconds = part_seconds
     assert monitor.leader()
-    fallen = {"USDT": D(1), "BTC": D(40000)}
+    return store, monitor
+
+
+FALLEN = {"USDT": D(1), "BTC": D(40000)}
+
+
+def count(db: Session, where: ColumnElement[bool], table: Table = positions) -> int:
+    return int(db.execute(select(func.count()).select_from(table).where(where)).scalar_one())
+
+
+def test_a_write_during_a_crash_tick_goes_in_between_two_parts(tmp_path: Path) -> None:
+    n = 120
+    store, monitor = crash_desk(tmp_path, n, 0.02)  # a few positions a part
     now = T0 + timedelta(hours=1)
 
     def liquidated() -> int:
         with store.unit_of_work(read_only=True) as uow:
-            return int(uow.session.execute(select(func.count()).select_from(positions)
-                                           .where(positions.c.status == "liquidated")).scalar_one())
+            return count(uow.session, positions.c.status == "liquidated")
 
-    crash = threading.Thread(target=monitor.tick, args=(fallen, fallen, now, ("BTC",)))
+    crash = threading.Thread(target=monitor.tick, args=(FALLEN, FALLEN, now, ("BTC",)))
     crash.start()
     wait_until(lambda: liquidated() > 0)
     seen: dict[str, int] = {}
     with store.unit_of_work() as uow:  # a borrower's write, asked for while the crash tick runs
-        db = uow.session
-        seen["liquidated"] = int(db.execute(select(func.count()).select_from(positions)
-                                            .where(positions.c.status == "liquidated")).scalar_one())
-        seen["told"] = int(db.execute(select(func.count()).select_from(outbox)
-                                      .where(outbox.c.type == "liquidated")).scalar_one())
-        Desk(catalog, uow.domain_book).deposit("late", "BTC", D(1), now)
+        seen["liquidated"] = count(uow.session, positions.c.status == "liquidated")
+        seen["told"] = count(uow.session, outbox.c.type == "liquidated", outbox)
+        Desk(monitor.catalog, uow.domain_book).deposit("late", "BTC", D(1), now)
         uow.commit()
     crash.join(60)
     try:
@@ -140,23 +150,9 @@ def test_a_write_during_a_crash_tick_goes_in_between_two_parts(tmp_path: Path) -
 
 def test_a_tick_in_parts_commits_every_part(tmp_path: Path) -> None:
     """The scheduler's tick reports every part's events, as one tick at once would."""
-    url = f"sqlite:///{tmp_path / 'desk.db'}"
-    catalog = load_catalog().with_overrides({"desk": {"breaker_share": "1", "breaker_asset_share": "1"}})
-    store = StateStore(url)
-    prices = {"USDT": D(1), "BTC": D(50000)}
-    with store.unit_of_work() as uow:
-        desk = Desk(catalog, uow.domain_book)
-        for i in range(5):
-            desk.deposit(f"b{i}", "BTC", D("0.8"), T0)
-            borrow(desk, BorrowRequest(f"b{i}", "USDT", D(30000), {"BTC": D("0.8")}), prices, T0)
-        uow.commit()
-    monitor = build_monitor(Settings(TELEGRAM_BOT_TOKEN="1:x", LOANDESK_DATABASE_URL=url), catalog, store,
-                            _nothing_sent, lambda: T0 + timedelta(hours=1))
-    monitor.part_seconds = 1e-9
-    assert monitor.leader()
-    fallen = {"USDT": D(1), "BTC": D(40000)}
+    store, monitor = crash_desk(tmp_path, 5, 1e-9)  # one position a part
     try:
-        events = monitor.tick(fallen, fallen, T0 + timedelta(hours=1), ("BTC",))
+        events = monitor.tick(FALLEN, FALLEN, T0 + timedelta(hours=1), ("BTC",))
         assert [(e.type, e.position) for e in events] == [("liquidated", i) for i in range(1, 6)]
         with store.unit_of_work(read_only=True) as uow:
             rows = uow.session.execute(select(outbox.c.type, outbox.c.position).where(
