@@ -70,7 +70,6 @@ STALE = "flag:prices_stale"  # raised with the "stale" notice, cleared with the 
 TROUBLE = "flag:price:"  # + asset: raised while that asset's price cannot be used
 WARN_MAX_AGE = timedelta(minutes=5)  # warnings and margin calls use prices at most this old
 STOP_PUSH_SECONDS = 2.0  # at shutdown, how long a push pass may go on (its message in flight)
-PART_SECONDS = 0.05  # a tick acts on positions for about this long per transaction (LOANDESK_TICK_PART_SECONDS)
 LEAD_SECONDS = 1.0  # how often the lease is renewed (leader) or tried (standby)
 Listener = Callable[[bool], Awaitable[None]]
 Observer = Callable[[float, list[Event]], None]
@@ -79,15 +78,15 @@ Reporter = Callable[[str, BaseException], str]
 
 class Monitor:
     def __init__(self, catalog: Catalog, store: StateStore, feed: PriceFeed, notifier: Notifier,
-                 clock: Callable[[], datetime], poll_seconds: float, lease: Lease | None = None,
-                 part_seconds: float = PART_SECONDS) -> None:
+                 clock: Callable[[], datetime], poll_seconds: float, lease: Lease | None = None, *,
+                 part_seconds: float) -> None:
         self.catalog = catalog
         self.store = store
         self.feed = feed
         self.notifier = notifier
         self.clock = clock
         self.poll_seconds = poll_seconds
-        self.part_seconds = part_seconds  # a tick's part ends after about this long (its own transaction)
+        self.part_seconds = part_seconds  # LOANDESK_TICK_PART_SECONDS: a tick's part ends after about this long
         self.lease = lease or lease_for(store.engine)
         self.holder = self.lease.holder
         self.scheduler: AsyncIOScheduler | None = None
@@ -515,7 +514,7 @@ def build_monitor(settings: Settings, catalog: Catalog, store: StateStore, send:
     notifier = Notifier(store, send, settings.admin_ids, clock)
     lease = lease or lease_for(store.engine, settings.leader_ttl_seconds)
     monitor = Monitor(catalog, store, feed, notifier, clock, settings.price_poll_seconds, lease,
-                      settings.tick_part_seconds)
+                      part_seconds=settings.tick_part_seconds)
     url = stream_base_url(settings.binance_stream_url)
     if url is not None and not offline and feed.assets:
         monitor.stream_from(url)
